@@ -46,6 +46,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -103,6 +104,12 @@ struct RelayConfig {
   std::size_t batch_size = 2000;
 
   LogSink log = NullLogSink();
+
+  // Tests only: called on the relay thread when delivery reports have been
+  // received and before they are recorded, with the number of reports. A
+  // crash test ends the process here to open the window between Kafka's
+  // acknowledgement and the row being marked.
+  std::function<void(std::size_t reports)> before_record_for_testing;
 };
 
 enum class RelayState {

@@ -1,0 +1,309 @@
+#include "outbox/relay_store.h"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include <errno.h>
+#include <signal.h>
+
+#include <chrono>
+
+#include "outbox/schema.h"
+
+namespace sigevents {
+namespace {
+
+// Runs `body` in a BEGIN IMMEDIATE transaction: the write lock is taken up
+// front, so the busy timeout applies instead of a failed lock upgrade.
+template <typename Body>
+auto InWriteTransaction(SQLite::Database& db, Body body) {
+  SQLite::Transaction txn(db, SQLite::TransactionBehavior::IMMEDIATE);
+  auto result = body();
+  txn.commit();
+  return result;
+}
+
+}  // namespace
+
+std::int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+RelayStore::RelayStore(const std::string& db_path)
+    : db_(OpenDatabase(db_path, OpenOptions{})),
+      outbox_id_((EnsureSchema(*db_), ReadOutboxId(*db_))),
+      read_pending_(*db_,
+                    "SELECT seq, event_id, type, partition_key, payload"
+                    " FROM sigevents_outbox"
+                    " WHERE state = 'pending' AND seq > ?"
+                    " ORDER BY seq LIMIT ?"),
+      mark_delivered_(*db_,
+                      "UPDATE sigevents_outbox SET state = 'delivered',"
+                      " attempts = attempts + 1, delivered_at = ?,"
+                      " topic = ?, kafka_partition = ?, kafka_offset = ?"
+                      " WHERE seq = ? AND state = 'pending'"),
+      mark_failed_(*db_,
+                   "UPDATE sigevents_outbox SET state = 'failed',"
+                   " attempts = attempts + 1, last_error = ?, topic = ?"
+                   " WHERE seq = ? AND state = 'pending'"),
+      mark_retry_(*db_,
+                  "UPDATE sigevents_outbox SET attempts = attempts + 1,"
+                  " last_error = ? WHERE seq = ? AND state = 'pending'"),
+      renew_(*db_,
+             "UPDATE sigevents_relay_lease SET heartbeat_at = ?"
+             " WHERE id = 1 AND owner = ?"),
+      advance_checkpoint_(*db_,
+                          "INSERT INTO sigevents_kafka_checkpoint"
+                          " (topic, kafka_partition, next_offset)"
+                          " VALUES (?, ?, ?)"
+                          " ON CONFLICT (topic, kafka_partition) DO UPDATE"
+                          " SET next_offset = max(next_offset,"
+                          " excluded.next_offset)") {}
+
+LeaseInfo RelayStore::ReadLease() {
+  SQLite::Statement query(*db_,
+                          "SELECT coalesce(owner, ''), coalesce(host, ''),"
+                          " coalesce(pid, 0), coalesce(heartbeat_at, 0),"
+                          " clean_stop FROM sigevents_relay_lease"
+                          " WHERE id = 1");
+  LeaseInfo lease;
+  if (query.executeStep()) {
+    lease.owner = query.getColumn(0).getString();
+    lease.host = query.getColumn(1).getString();
+    lease.pid = query.getColumn(2).getInt64();
+    lease.heartbeat_at_ms = query.getColumn(3).getInt64();
+    lease.clean_stop = query.getColumn(4).getInt() != 0;
+  }
+  return lease;
+}
+
+std::optional<LeaseInfo> RelayStore::AcquireLease(const std::string& owner,
+                                                  const std::string& host,
+                                                  std::int64_t pid,
+                                                  std::int64_t lease_ms) {
+  return InWriteTransaction(*db_, [&]() -> std::optional<LeaseInfo> {
+    LeaseInfo before = ReadLease();
+    std::int64_t now = NowMillis();
+    bool free = before.owner.empty() || before.owner == owner ||
+                now - before.heartbeat_at_ms > lease_ms;
+    // A holder on this host whose process is gone died without releasing
+    // the lease: no need to wait for it to expire.
+    bool holder_dead = !free && before.host == host && before.pid != pid &&
+                       before.pid > 0 &&
+                       kill(static_cast<pid_t>(before.pid), 0) != 0 &&
+                       errno == ESRCH;
+    if (!free && !holder_dead) return std::nullopt;
+    SQLite::Statement take(*db_,
+                           "UPDATE sigevents_relay_lease SET owner = ?,"
+                           " host = ?, pid = ?, acquired_at = ?,"
+                           " heartbeat_at = ?, clean_stop = 0 WHERE id = 1");
+    take.bind(1, owner);
+    take.bind(2, host);
+    take.bind(3, static_cast<std::int64_t>(pid));
+    take.bind(4, now);
+    take.bind(5, now);
+    take.exec();
+    if (before.owner == owner) before.clean_stop = true;
+    return before;
+  });
+}
+
+bool RelayStore::Heartbeat(const std::string& owner) {
+  renew_.bind(1, NowMillis());
+  renew_.bind(2, owner);
+  int changed = renew_.exec();
+  renew_.reset();
+  return changed == 1;
+}
+
+void RelayStore::ReleaseLease(const std::string& owner, bool clean) {
+  SQLite::Statement release(*db_,
+                            "UPDATE sigevents_relay_lease SET owner = NULL,"
+                            " clean_stop = ? WHERE id = 1 AND owner = ?");
+  release.bind(1, clean ? 1 : 0);
+  release.bind(2, owner);
+  release.exec();
+}
+
+std::vector<PendingRow> RelayStore::ReadPending(std::int64_t after_seq,
+                                                std::size_t limit) {
+  std::vector<PendingRow> rows;
+  rows.reserve(limit);
+  read_pending_.bind(1, after_seq);
+  read_pending_.bind(2, static_cast<std::int64_t>(limit));
+  while (read_pending_.executeStep()) {
+    PendingRow row;
+    row.seq = read_pending_.getColumn(0).getInt64();
+    row.event_id = read_pending_.getColumn(1).getString();
+    row.type = read_pending_.getColumn(2).getString();
+    row.key = read_pending_.getColumn(3).getString();
+    SQLite::Column payload = read_pending_.getColumn(4);
+    row.payload.assign(static_cast<const char*>(payload.getBlob()),
+                       static_cast<std::size_t>(payload.getBytes()));
+    rows.push_back(std::move(row));
+  }
+  read_pending_.reset();
+  return rows;
+}
+
+bool RelayStore::DataChanged() {
+  std::int64_t version = db_->execAndGet("PRAGMA data_version").getInt64();
+  bool changed = version != data_version_;
+  data_version_ = version;
+  return changed;
+}
+
+bool RelayStore::RecordOutcomes(const std::string& owner,
+                                const std::vector<RowOutcome>& outcomes) {
+  return InWriteTransaction(*db_, [&] {
+    if (!Heartbeat(owner)) return false;
+    std::int64_t now = NowMillis();
+    std::map<TopicPartition, std::int64_t> next_offsets;
+    for (const RowOutcome& outcome : outcomes) {
+      SQLite::Statement* statement = nullptr;
+      switch (outcome.kind) {
+        case RowOutcome::Kind::kDelivered:
+          statement = &mark_delivered_;
+          statement->bind(1, now);
+          statement->bind(2, outcome.topic);
+          statement->bind(3, outcome.partition);
+          statement->bind(4, outcome.offset);
+          statement->bind(5, outcome.seq);
+          {
+            std::int64_t& next =
+                next_offsets[{outcome.topic, outcome.partition}];
+            if (outcome.offset + 1 > next) next = outcome.offset + 1;
+          }
+          break;
+        case RowOutcome::Kind::kFailed:
+          statement = &mark_failed_;
+          statement->bind(1, outcome.error);
+          statement->bind(2, outcome.topic);
+          statement->bind(3, outcome.seq);
+          break;
+        case RowOutcome::Kind::kRetry:
+          statement = &mark_retry_;
+          statement->bind(1, outcome.error);
+          statement->bind(2, outcome.seq);
+          break;
+      }
+      statement->exec();
+      statement->reset();
+    }
+    for (const auto& [partition, next] : next_offsets) {
+      advance_checkpoint_.bind(1, partition.first);
+      advance_checkpoint_.bind(2, partition.second);
+      advance_checkpoint_.bind(3, next);
+      advance_checkpoint_.exec();
+      advance_checkpoint_.reset();
+    }
+    return true;
+  });
+}
+
+std::int64_t RelayStore::RecordFound(
+    const std::string& owner, const std::vector<FoundMessage>& found,
+    const std::map<TopicPartition, std::int64_t>& read_to) {
+  return InWriteTransaction(*db_, [&]() -> std::int64_t {
+    if (!Heartbeat(owner)) return -1;
+    std::int64_t changed = 0;
+    std::int64_t now = NowMillis();
+    for (const FoundMessage& message : found) {
+      mark_delivered_.bind(1, now);
+      mark_delivered_.bind(2, message.topic);
+      mark_delivered_.bind(3, message.partition);
+      mark_delivered_.bind(4, message.offset);
+      mark_delivered_.bind(5, message.seq);
+      changed += mark_delivered_.exec();
+      mark_delivered_.reset();
+    }
+    for (const auto& [partition, next] : read_to) {
+      advance_checkpoint_.bind(1, partition.first);
+      advance_checkpoint_.bind(2, partition.second);
+      advance_checkpoint_.bind(3, next);
+      advance_checkpoint_.exec();
+      advance_checkpoint_.reset();
+    }
+    return changed;
+  });
+}
+
+std::map<TopicPartition, std::int64_t> RelayStore::Checkpoints() {
+  std::map<TopicPartition, std::int64_t> checkpoints;
+  SQLite::Statement query(*db_,
+                          "SELECT topic, kafka_partition, next_offset"
+                          " FROM sigevents_kafka_checkpoint");
+  while (query.executeStep()) {
+    checkpoints[{query.getColumn(0).getString(), query.getColumn(1).getInt()}] =
+        query.getColumn(2).getInt64();
+  }
+  return checkpoints;
+}
+
+void RelayStore::AddMissingCheckpoints(
+    const std::map<TopicPartition, std::int64_t>& offsets) {
+  InWriteTransaction(*db_, [&] {
+    SQLite::Statement insert(*db_,
+                             "INSERT OR IGNORE INTO sigevents_kafka_checkpoint"
+                             " (topic, kafka_partition, next_offset)"
+                             " VALUES (?, ?, ?)");
+    for (const auto& [partition, offset] : offsets) {
+      insert.bind(1, partition.first);
+      insert.bind(2, partition.second);
+      insert.bind(3, offset);
+      insert.exec();
+      insert.reset();
+    }
+    return 0;
+  });
+}
+
+std::string RelayStore::ClusterId() {
+  SQLite::Statement query(
+      *db_, "SELECT value FROM sigevents_meta WHERE key = 'kafka_cluster_id'");
+  return query.executeStep() ? query.getColumn(0).getString() : "";
+}
+
+void RelayStore::SetClusterId(const std::string& cluster_id) {
+  InWriteTransaction(*db_, [&] {
+    db_->exec("DELETE FROM sigevents_kafka_checkpoint");
+    SQLite::Statement put(*db_,
+                          "INSERT OR REPLACE INTO sigevents_meta (key, value)"
+                          " VALUES ('kafka_cluster_id', ?)");
+    put.bind(1, cluster_id);
+    put.exec();
+    return 0;
+  });
+}
+
+int RelayStore::PurgeDelivered(std::int64_t before_ms, int limit) {
+  SQLite::Statement purge(*db_,
+                          "DELETE FROM sigevents_outbox WHERE seq IN"
+                          " (SELECT seq FROM sigevents_outbox"
+                          "  WHERE state = 'delivered' AND delivered_at < ?"
+                          "  ORDER BY seq LIMIT ?)");
+  purge.bind(1, before_ms);
+  purge.bind(2, limit);
+  return purge.exec();
+}
+
+RelayStore::Counts RelayStore::Count() {
+  Counts counts;
+  counts.pending = db_->execAndGet("SELECT count(*) FROM sigevents_outbox"
+                                   " WHERE state = 'pending'")
+                       .getInt64();
+  // created_at grows with seq, so the oldest pending row is the first one.
+  SQLite::Statement oldest(*db_,
+                           "SELECT created_at FROM sigevents_outbox"
+                           " WHERE state = 'pending' ORDER BY seq LIMIT 1");
+  if (oldest.executeStep()) {
+    counts.oldest_pending_created_ms = oldest.getColumn(0).getInt64();
+  }
+  counts.failed = db_->execAndGet("SELECT count(*) FROM sigevents_outbox"
+                                  " WHERE state = 'failed'")
+                      .getInt64();
+  return counts;
+}
+
+}  // namespace sigevents
