@@ -22,6 +22,8 @@
 #include <boost/program_options/positional_options.hpp>
 #include <boost/program_options/variables_map.hpp>
 
+#include "outbox/log.h"
+
 namespace sigevents::cli {
 
 // Bad flags, a bad value, a missing argument.
@@ -49,6 +51,27 @@ const std::vector<Command>& Commands();
 
 int RunTypes(int argc, char** argv, Io& io);
 int RunEmit(int argc, char** argv, Io& io);
+int RunKafka(int argc, char** argv, Io& io);
+int RunRelay(int argc, char** argv, Io& io);
+
+// Three simulated services emit every event type through their own outboxes
+// and relays; a consumer reads them back and counts (adapters/demo.h).
+int RunDemo(int argc, char** argv, Io& io);
+
+// The operator commands, over a live outbox (see outbox/inspect.h).
+int RunStatus(int argc, char** argv, Io& io);
+int RunList(int argc, char** argv, Io& io);
+int RunShow(int argc, char** argv, Io& io);
+int RunRetry(int argc, char** argv, Io& io);
+int RunPurge(int argc, char** argv, Io& io);
+int RunCheck(int argc, char** argv, Io& io);
+int RunMetrics(int argc, char** argv, Io& io);
+
+// The benchmark of the module against plain SQLite and librdkafka.
+int RunBench(int argc, char** argv, Io& io);
+
+// A log sink writing "time level message" lines to `err`, from any thread.
+LogSink StderrLogSink(std::ostream& err, LogLevel min_level);
 
 // Parses argv against `options` (and `positional`, if any). Returns false
 // after printing `usage` and the options when --help was given. Throws

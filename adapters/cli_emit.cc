@@ -14,6 +14,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "adapters/cli.h"
+#include "adapters/ndjson.h"
 #include "emitter/emitter.h"
 #include "outbox/schema.h"
 
@@ -21,47 +22,6 @@ namespace sigevents::cli {
 namespace {
 
 namespace json = boost::json;
-
-// One NDJSON line turned into an event, or the reason it was not.
-std::optional<Event> ParseLine(const std::string& line, std::string& error) {
-  boost::system::error_code ec;
-  json::parse_options options;
-  options.max_depth = Event::kMaxDepth + 3;
-  json::value value = json::parse(line, ec, {}, options);
-  if (ec) {
-    error = "not valid JSON: " + ec.message();
-    return std::nullopt;
-  }
-  if (!value.is_object()) {
-    error = "expected an object {\"type\": ..., \"data\": {...}}";
-    return std::nullopt;
-  }
-  const json::object& object = value.get_object();
-  for (const auto& member : object) {
-    if (member.key() != "type" && member.key() != "data") {
-      error = "unknown member \"" + std::string(member.key()) +
-              "\"; a line holds only \"type\" and \"data\"";
-      return std::nullopt;
-    }
-  }
-  const json::value* type = object.if_contains("type");
-  const json::value* data = object.if_contains("data");
-  if (type == nullptr || !type->is_string()) {
-    error = "missing \"type\" string";
-    return std::nullopt;
-  }
-  if (data == nullptr) {
-    error = "event \"" + std::string(type->get_string()) +
-            "\": missing \"data\" object";
-    return std::nullopt;
-  }
-  try {
-    return Event::FromJson(type->get_string(), *data);
-  } catch (const EventError& e) {
-    error = e.what();
-    return std::nullopt;
-  }
-}
 
 // True when more input is ready to read without waiting.
 bool InputReady(std::istream& in) {
@@ -78,7 +38,7 @@ class BatchEmitter {
   // Returns false when the line was rejected.
   bool Add(long line_number, const std::string& line) {
     std::string error;
-    std::optional<Event> event = ParseLine(line, error);
+    std::optional<Event> event = ParseEventLine(line, error);
     if (!event) {
       Reject(line_number, error);
       return false;

@@ -60,19 +60,41 @@ void PrintTable(std::ostream& out) {
   out << EventTypeCount() << " types; fields are strings unless marked.\n";
 }
 
+// The catalog as a Markdown table, for the README.
+void PrintMarkdown(std::ostream& out) {
+  out << "| Type | Source | Key | Data fields | Description |\n"
+         "|---|---|---|---|---|\n";
+  for (std::size_t i = 0; i < EventTypeCount(); ++i) {
+    const EventSpec& spec = EventSpecs()[i];
+    out << "| `" << spec.type << "` | " << ServiceName(spec.service) << " | `"
+        << spec.key_field << "` | ";
+    const char* separator = "";
+    for (const FieldSpec& field : spec.fields()) {
+      out << separator << "`" << field.name << "`";
+      if (field.shape != Shape::kString) out << " " << ShapeName(field.shape);
+      separator = ", ";
+    }
+    out << " | " << spec.description << " |\n";
+  }
+}
+
 }  // namespace
 
 int RunTypes(int argc, char** argv, Io& io) {
   namespace po = boost::program_options;
   po::options_description options("options");
-  options.add_options()("json", "print the catalog as a JSON array");
+  options.add_options()                              //
+      ("json", "print the catalog as a JSON array")  //
+      ("markdown", "print the catalog as a Markdown table");
   po::variables_map values;
-  if (!ParseArgs(argc, argv, "sigevents types [--json]", options, values,
-                 io)) {
+  if (!ParseArgs(argc, argv, "sigevents types [--json | --markdown]", options,
+                 values, io)) {
     return 0;
   }
   if (values.count("json") != 0) {
     io.out << json::serialize(CatalogAsJson()) << "\n";
+  } else if (values.count("markdown") != 0) {
+    PrintMarkdown(io.out);
   } else {
     PrintTable(io.out);
   }

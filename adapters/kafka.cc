@@ -278,7 +278,7 @@ ReadBackResult ReadBack(
     const std::map<std::string, std::string>& properties,
     const std::string& outbox_id,
     const std::map<std::pair<std::string, std::int32_t>, std::int64_t>& from,
-    std::chrono::milliseconds timeout) {
+    std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) {
   ReadBackResult result;
   Clock::time_point deadline = Clock::now() + timeout;
 
@@ -332,7 +332,7 @@ ReadBackResult ReadBack(
 
   if (result.error.empty() && !end.empty()) {
     rd_kafka_assign(rk, assignment);
-    while (!end.empty() && Clock::now() < deadline) {
+    while (!end.empty() && Clock::now() < deadline && !*cancel) {
       rd_kafka_message_t* message = rd_kafka_consumer_poll(rk, 100);
       if (message == nullptr) continue;
       std::pair<std::string, std::int32_t> partition{

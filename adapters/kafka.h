@@ -17,6 +17,7 @@
 #ifndef SIGEVENTS_ADAPTERS_KAFKA_H_
 #define SIGEVENTS_ADAPTERS_KAFKA_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -132,12 +133,13 @@ struct ReadBackResult {
 // for the partition's beginning) up to its current end, and returns every
 // message whose outbox header equals `outbox_id`. Uses a consumer with the
 // given properties (security settings are shared with the producer) and no
-// consumer group.
+// consumer group. Gives up, with an error, after `timeout` or as soon as
+// `*cancel` becomes true.
 ReadBackResult ReadBack(
     const std::map<std::string, std::string>& properties,
     const std::string& outbox_id,
     const std::map<std::pair<std::string, std::int32_t>, std::int64_t>& from,
-    std::chrono::milliseconds timeout);
+    std::chrono::milliseconds timeout, const std::atomic<bool>* cancel);
 
 }  // namespace sigevents
 

@@ -11,6 +11,19 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"types", "print the event catalog", &RunTypes},
       {"emit", "emit events from NDJSON on standard input", &RunEmit},
+      {"kafka", "run an embedded Kafka until stopped", &RunKafka},
+      {"relay", "drain an outbox to Kafka in the foreground", &RunRelay},
+      {"status", "whether events flow, and what is stuck", &RunStatus},
+      {"list", "list outbox events, with filters", &RunList},
+      {"show", "print one event and its delivery record", &RunShow},
+      {"retry", "send failed events again", &RunRetry},
+      {"purge", "delete old delivered events", &RunPurge},
+      {"check", "health probe: exit 0 healthy, 1 not, 2 unknown", &RunCheck},
+      {"metrics", "the outbox's figures for Prometheus", &RunMetrics},
+      {"bench", "measure the module against plain SQLite and Kafka",
+       &RunBench},
+      {"demo", "three services emit every event type; watch them arrive",
+       &RunDemo},
   };
   return commands;
 }

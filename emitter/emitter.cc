@@ -5,6 +5,7 @@
 #include <SQLiteCpp/Exception.h>
 
 #include "emitter/envelope.h"
+#include "emitter/utf8.h"
 #include "outbox/commit_signal.h"
 #include "outbox/schema.h"
 
@@ -13,7 +14,7 @@ namespace {
 
 std::string Describe(const Event& event, const EventStamp& stamp) {
   return "emit \"" + std::string(event.type()) + "\" (id " + stamp.id +
-         ", key \"" + event.key() + "\")";
+         ", key \"" + EscapeForMessage(event.key()) + "\")";
 }
 
 }  // namespace

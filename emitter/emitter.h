@@ -20,6 +20,12 @@
 //   written. A storage failure (disk full, database busy, read-only) throws
 //   EmitError carrying SQLite's error code. Either exception leaving a
 //   SQLite::Transaction's scope rolls the whole business change back.
+// - Busy: SQLite waits up to the connection's busy timeout for the write
+//   lock, except in a transaction that has already read: there it fails at
+//   once (SQLITE_BUSY, or SQLITE_BUSY_SNAPSHOT if another connection
+//   committed since), since waiting could deadlock. Begin transactions that
+//   write with BEGIN IMMEDIATE (SQLite::TransactionBehavior::IMMEDIATE) to
+//   wait for the lock up front.
 // - Durability: once the caller's COMMIT returns, the event is in the
 //   database file with the durability of the caller's connection settings
 //   (in WAL mode, synchronous=FULL survives power loss; NORMAL survives a

@@ -3,9 +3,9 @@
 #include <charconv>
 #include <utility>
 
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "emitter/json_parse.h"
 #include "emitter/utf8.h"
 
 namespace sigevents {
@@ -13,11 +13,13 @@ namespace {
 
 namespace json = boost::json;
 
+// Type and field names may be anything the caller sent; they are escaped
+// and shortened so that the message stays one line.
 std::string DescribeError(const std::string& type, const std::string& field,
                           const std::string& reason) {
   std::string text;
-  if (!type.empty()) text += "event \"" + type + "\": ";
-  if (!field.empty()) text += "field \"" + field + "\": ";
+  if (!type.empty()) text += "event \"" + EscapeForMessage(type) + "\": ";
+  if (!field.empty()) text += "field \"" + EscapeForMessage(field) + "\": ";
   return text + reason;
 }
 
@@ -268,10 +270,8 @@ Event Event::FromJson(std::string_view type, const json::value& data) {
 
 Event Event::FromJson(std::string_view type, std::string_view data_json) {
   const EventSpec& spec = RequireSpec(type);
-  json::parse_options options;
-  options.max_depth = kMaxDepth + 1;
   boost::system::error_code ec;
-  json::value data = json::parse(data_json, ec, {}, options);
+  json::value data = ParseJson(data_json, kMaxDepth + 1, ec);
   if (ec) {
     throw EventError(EventErrorKind::kNotJson, std::string(spec.type), "",
                      "data is not valid JSON: " + ec.message());

@@ -1,5 +1,7 @@
 #include "emitter/utf8.h"
 
+#include <cstdio>
+
 namespace sigevents {
 
 std::size_t FindInvalidUtf8(std::string_view text) {
@@ -39,6 +41,40 @@ std::size_t FindInvalidUtf8(std::string_view text) {
     i += length;
   }
   return std::string_view::npos;
+}
+
+std::string EscapeForMessage(std::string_view text) {
+  if (!IsValidUtf8(text)) return "(invalid UTF-8)";
+  std::string_view shown = text;
+  if (shown.size() > kMaxShownBytes) {
+    // Back up over continuation bytes to the start of a character.
+    std::size_t cut = kMaxShownBytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
+    shown = text.substr(0, cut);
+  }
+  std::string out;
+  out.reserve(shown.size() + 3);
+  for (char c : shown) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7F) {
+      char escape[8];
+      std::snprintf(escape, sizeof(escape), "\\u%04x", byte);
+      out += escape;
+    } else {
+      out += c;
+    }
+  }
+  if (shown.size() < text.size()) out += "...";
+  return out;
 }
 
 }  // namespace sigevents

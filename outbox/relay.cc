@@ -303,7 +303,7 @@ class RelayImpl final : public Relay {
       from[partition] = it == checkpoints.end() ? -1 : it->second;
     }
     ReadBackResult result = ReadBack(config_.kafka, store_->outbox_id(), from,
-                                     kReadBackTimeout);
+                                     kReadBackTimeout, &stop_requested_);
     if (!result.ok) {
       Fail("readback_failed", result.error);
       return false;
@@ -418,7 +418,7 @@ class RelayImpl final : public Relay {
 
   void FinishEpisodeWhenDrained() {
     if (producer_->InFlight() > 0) {
-      Sleep(milliseconds(10));
+      Sleep(config_.poll_interval);  // reports wake it earlier
       return;
     }
     episode_ = false;
@@ -583,7 +583,12 @@ class RelayImpl final : public Relay {
                                  stop_deadline_ - Clock::now()));
         producer_->FlushOrPurge(left);
         ServeReports();
-        clean = !unknown_outcome_ && producer_->InFlight() == 0;
+        // A relay that still owes a read-back (it took over after an unclean
+        // stop and was stopped before reading back, or an outcome was
+        // unknown) must not hand the lease on as clean: the next relay would
+        // skip the read-back and send acknowledged messages again.
+        clean = !needs_reconcile_ && !unknown_outcome_ &&
+                producer_->InFlight() == 0;
         if (!outcomes_.empty() && !Record()) clean = false;
         if (holding_) store_->ReleaseLease(owner_, clean);
       } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
@@ -99,13 +100,16 @@ void CreateTables(SQLite::Database& db) {
   put("outbox_id", NewEventStamp().id);
 }
 
-}  // namespace
+// SQLite's messages name neither the file nor the operation ("file is not a
+// database"); this one names both and keeps SQLite's result code.
+[[noreturn]] void ThrowNamingFile(const std::string& operation,
+                                  const std::string& path,
+                                  const SQLite::Exception& e) {
+  throw SQLite::Exception(operation + " " + path + ": " + e.what(),
+                          e.getErrorCode());
+}
 
-void EnsureSchema(SQLite::Database& db) {
-  if (sqlite3_get_autocommit(db.getHandle()) == 0) {
-    CreateTables(db);
-    return;
-  }
+void EnsureSchemaInOwnTransaction(SQLite::Database& db) {
   // BEGIN IMMEDIATE: two processes creating the outbox at once queue on the
   // write lock instead of failing on a lock upgrade.
   db.exec("BEGIN IMMEDIATE");
@@ -113,8 +117,27 @@ void EnsureSchema(SQLite::Database& db) {
     CreateTables(db);
     db.exec("COMMIT");
   } catch (...) {
-    db.exec("ROLLBACK");
+    // After some errors (disk full, I/O error) SQLite has already rolled
+    // the transaction back; a failing ROLLBACK must not hide the cause.
+    if (sqlite3_get_autocommit(db.getHandle()) == 0) {
+      sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
     throw;
+  }
+}
+
+}  // namespace
+
+void EnsureSchema(SQLite::Database& db) {
+  try {
+    if (sqlite3_get_autocommit(db.getHandle()) == 0) {
+      CreateTables(db);
+    } else {
+      EnsureSchemaInOwnTransaction(db);
+    }
+  } catch (const SQLite::Exception& e) {
+    ThrowNamingFile("create or check the sigevents outbox in", db.getFilename(),
+                    e);
   }
 }
 
@@ -144,13 +167,17 @@ std::unique_ptr<SQLite::Database> OpenDatabase(const std::string& path,
   int flags = options.read_only ? SQLite::OPEN_READONLY
                                 : SQLite::OPEN_READWRITE;
   if (!options.read_only && options.create) flags |= SQLite::OPEN_CREATE;
-  auto db = std::make_unique<SQLite::Database>(path, flags,
-                                               options.busy_timeout_ms);
-  if (!options.read_only) {
-    db->exec("PRAGMA journal_mode = WAL");
-    db->exec("PRAGMA synchronous = NORMAL");
+  try {
+    auto db = std::make_unique<SQLite::Database>(path, flags,
+                                                 options.busy_timeout_ms);
+    if (!options.read_only) {
+      db->exec("PRAGMA journal_mode = WAL");
+      db->exec("PRAGMA synchronous = NORMAL");
+    }
+    return db;
+  } catch (const SQLite::Exception& e) {
+    ThrowNamingFile("open", path, e);
   }
-  return db;
 }
 
 }  // namespace sigevents

@@ -46,7 +46,9 @@ class SchemaError : public std::runtime_error {
 // Creates the outbox tables if they are missing, in the caller's open
 // transaction if there is one and in a transaction of its own otherwise.
 // Throws SchemaError for an outbox of a newer version, SQLite::Exception
-// when the database cannot be written.
+// when the database cannot be read or written (not a database, corrupt,
+// read-only, full, busy); its message names the file and its
+// getErrorCode() is SQLite's primary result code.
 void EnsureSchema(SQLite::Database& db);
 
 // Checks that `db` holds an outbox of a version this build reads, without
@@ -66,7 +68,8 @@ struct OpenOptions {
 // Opens `path` with the settings the outbox needs: WAL journal mode (so the
 // relay reads while services write), synchronous=NORMAL and a busy timeout.
 // Services that open their own connections should set the same: WAL once for
-// the file, a busy timeout on each connection. Throws SQLite::Exception.
+// the file, a busy timeout on each connection. Throws SQLite::Exception
+// naming `path`.
 std::unique_ptr<SQLite::Database> OpenDatabase(const std::string& path,
                                                const OpenOptions& options);
 

@@ -30,5 +30,39 @@ run_bazel_tests() {
 
 run_bazel_tests "unit and integration tests" //...
 
+# The independent CloudEvents check (Node.js: kafkajs and the official
+# CloudEvents SDK) runs outside Bazel, whose sandbox does not see
+# tests/node/node_modules. It counts as one test.
+echo "== CloudEvents check with the official SDK (tests/cloudevents_check.sh)"
+if tests/cloudevents_check.sh >"$log" 2>&1; then
+  echo "tests/cloudevents_check.sh PASSED: $(tail -n 1 "$log")"
+  passed=$((passed + 1))
+else
+  cat "$log"
+  echo "tests/cloudevents_check.sh FAILED"
+  failed=$((failed + 1))
+fi
+
+# The unit tests again under AddressSanitizer, UndefinedBehaviorSanitizer
+# and LeakSanitizer, and the tests whose threads share a database (tagged
+# "concurrent") under ThreadSanitizer: a few minutes on 2 cores. Each config
+# builds into its own output directory (see .bazelrc).
+run_bazel_tests "unit tests under ASan+UBSan" --config=asan \
+  //emitter/... //adapters:ndjson_test //tests:emit_faults_test \
+  //tests:hostile_input_test
+run_bazel_tests "concurrent tests under TSan" --config=tsan \
+  --build_tests_only --test_tag_filters=concurrent //...
+
+# The libFuzzer targets, built with clang outside Bazel; all of them count
+# as one entry. FUZZ_SECONDS sets the time per target.
+echo "== fuzzers"
+if tests/fuzz/run_fuzzers.sh "${FUZZ_SECONDS:-30}"; then
+  echo "tests/fuzz/run_fuzzers.sh PASSED"
+  passed=$((passed + 1))
+else
+  echo "tests/fuzz/run_fuzzers.sh FAILED"
+  failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,11 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  bazel-bootstrap g++ clang
+  bazel-bootstrap g++ clang libclang-rt-14-dev
   librdkafka-dev libsqlite3-dev sqlite3 libsqlitecpp-dev
   libboost-json1.81-dev libboost-test1.81-dev
   libboost-program-options1.81-dev
   kcat
+  python3-kafka  # kafka-python: the crash tests' independent consumer
 )
 # Node.js: the machine's own when it has one (it may come from another
 # source than Debian's), Debian's otherwise.

@@ -1,0 +1,374 @@
+// The relay against the embedded Kafka, with faults pushed into it: broker
+// outages, request errors, leader changes, oversized events, restarts, a
+// standby relay in another process and emitters in other processes.
+
+#define BOOST_TEST_MODULE relay_test
+#include "outbox/relay.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <atomic>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/embedded_kafka.h"
+#include "adapters/kafka.h"
+#include "emitter/emitter.h"
+#include "outbox/schema.h"
+#include "outbox/relay_test_util.h"
+
+namespace sigevents {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using namespace testing;
+using Fixture = RelayFixture;
+
+BOOST_FIXTURE_TEST_CASE(delivers_every_event_once_with_its_record, Fixture) {
+  std::vector<Committed> committed = service.Emit(1000, 37);
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 1000; },
+                          seconds(30)));
+  BOOST_TEST(relay->Stop(seconds(5)));
+
+  std::vector<ConsumedMessage> messages = Topic();
+  CheckExactlyOnceInOrder(AuditTopic(committed, messages));
+
+  // Each message is the stored bytes, keyed by the entity, with the
+  // structured-mode content type, and its row records where it went.
+  std::string outbox_id = ReadOutboxId(service.db());
+  SQLite::Statement row(service.db(),
+                        "SELECT payload, partition_key, topic,"
+                        " kafka_partition, kafka_offset, attempts"
+                        " FROM sigevents_outbox WHERE seq = ?");
+  for (const ConsumedMessage& message : messages) {
+    std::int64_t seq = std::stoll(message.headers.at(kSeqHeader));
+    BOOST_TEST_CONTEXT("seq " << seq) {
+      row.bind(1, seq);
+      BOOST_REQUIRE(row.executeStep());
+      BOOST_TEST(row.getColumn(0).getString() == message.value);
+      BOOST_TEST(row.getColumn(1).getString() == message.key);
+      BOOST_TEST(row.getColumn(2).getString() == kTopic);
+      BOOST_TEST(row.getColumn(3).getInt() == message.partition);
+      BOOST_TEST(row.getColumn(4).getInt64() == message.offset);
+      BOOST_TEST(row.getColumn(5).getInt() == 1);
+      BOOST_TEST(message.headers.at("content-type") ==
+                 "application/cloudevents+json; charset=UTF-8");
+      BOOST_TEST(message.headers.at(kOutboxHeader) == outbox_id);
+      row.reset();
+    }
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(broker_outage_loses_nothing_and_keeps_order,
+                        Fixture) {
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+  std::vector<Committed> committed;
+  std::thread emitter([&] {
+    for (int i = 0; i < 3000; ++i) {
+      committed.push_back(service.EmitOne("user-" + std::to_string(i % 29)));
+      if (i % 100 == 0) std::this_thread::sleep_for(milliseconds(50));
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  kafka->SetAllBrokersDown(true);
+  std::this_thread::sleep_for(seconds(4));
+  std::int64_t delivered_during_outage = CountState(path, "delivered");
+  kafka->SetAllBrokersDown(false);
+  emitter.join();
+
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
+                          seconds(60)));
+  BOOST_TEST(relay->Stop(seconds(5)));
+  BOOST_TEST_MESSAGE("delivered while the brokers were down: "
+                     << delivered_during_outage);
+  CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
+  BOOST_TEST(log.Contains("connected -> unreachable"), log.All());
+  BOOST_TEST(log.Contains("unreachable -> connected"), log.All());
+}
+
+BOOST_FIXTURE_TEST_CASE(request_errors_and_leader_changes_keep_order,
+                        Fixture) {
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+  std::vector<Committed> committed;
+  struct Fault {
+    const char* name;
+    std::function<void()> inject;
+  };
+  // Kafka error codes: 6 NOT_LEADER_OR_FOLLOWER, 7 REQUEST_TIMED_OUT,
+  // 19 NOT_ENOUGH_REPLICAS, 5 LEADER_NOT_AVAILABLE.
+  const Fault faults[] = {
+      {"not leader", [&] { kafka->PushRequestErrors(0, 6, 3); }},
+      {"not enough replicas", [&] { kafka->PushRequestErrors(0, 19, 5); }},
+      {"leader moves",
+       [&] {
+         for (int p = 0; p < 4; ++p) kafka->SetPartitionLeader(kTopic, p, 2);
+       }},
+      {"leader not available", [&] { kafka->PushRequestErrors(0, 5, 3); }},
+      {"leader moves back",
+       [&] {
+         for (int p = 0; p < 4; ++p) {
+           kafka->SetPartitionLeader(kTopic, p, 1 + p % 3);
+         }
+       }},
+  };
+  for (const Fault& fault : faults) {
+    BOOST_TEST_MESSAGE("fault: " << fault.name);
+    fault.inject();
+    for (int i = 0; i < 400; ++i) {
+      committed.push_back(service.EmitOne("user-" + std::to_string(i % 13)));
+    }
+  }
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
+                          seconds(60)));
+  relay->Stop(seconds(5));
+  CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
+}
+
+BOOST_FIXTURE_TEST_CASE(oversized_event_fails_and_later_events_go_on,
+                        Fixture) {
+  RelayConfig config = TestConfig(path, *kafka, log);
+  config.kafka["message.max.bytes"] = "4000";
+  auto relay = Relay::Start(config);
+  std::vector<Committed> before = service.Emit(10, 3);
+  Committed big = service.EmitOne("user-1", 6000);
+  std::vector<Committed> after = service.Emit(10, 3);
+
+  BOOST_REQUIRE(WaitUntil(
+      [&] {
+        return CountState(path, "delivered") == 20 &&
+               CountState(path, "failed") == 1;
+      },
+      seconds(30)));
+  relay->Stop(seconds(5));
+
+  SQLite::Statement row(service.db(),
+                        "SELECT state, attempts, last_error FROM"
+                        " sigevents_outbox WHERE seq = ?");
+  row.bind(1, big.seq);
+  BOOST_REQUIRE(row.executeStep());
+  BOOST_TEST(row.getColumn(0).getString() == "failed");
+  BOOST_TEST(row.getColumn(1).getInt() == 1);
+  BOOST_TEST(row.getColumn(2).getString().find("too large") !=
+                 std::string::npos,
+             row.getColumn(2).getString());
+  BOOST_TEST(relay->stats().failed_total == 1);
+  BOOST_TEST(relay->stats().errors_by_kind.at("kafka_refused") == 1);
+  BOOST_TEST(log.Contains("seq " + std::to_string(big.seq)), log.All());
+
+  std::vector<Committed> delivered = before;
+  delivered.insert(delivered.end(), after.begin(), after.end());
+  CheckExactlyOnceInOrder(AuditTopic(delivered, Topic()));
+}
+
+BOOST_FIXTURE_TEST_CASE(broker_refusal_fails_the_row_with_the_reason,
+                        Fixture) {
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+  std::vector<Committed> first = service.Emit(5, 5);
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 5; },
+                          seconds(30)));
+  // 10 MESSAGE_TOO_LARGE for the next produce request.
+  kafka->PushRequestErrors(0, 10, 1);
+  Committed refused = service.EmitOne("user-x");
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "failed") == 1; },
+                          seconds(30)));
+  std::vector<Committed> later = service.Emit(5, 5);
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 10; },
+                          seconds(30)));
+  relay->Stop(seconds(5));
+  SQLite::Statement row(service.db(),
+                        "SELECT state, last_error FROM sigevents_outbox"
+                        " WHERE seq = ?");
+  row.bind(1, refused.seq);
+  BOOST_REQUIRE(row.executeStep());
+  BOOST_TEST(row.getColumn(0).getString() == "failed");
+  BOOST_TEST(row.getColumn(1).getString().find("significant-events") !=
+             std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(restarted_relay_resumes_where_it_stopped, Fixture) {
+  std::vector<Committed> committed = service.Emit(500, 11);
+  {
+    auto relay = Relay::Start(TestConfig(path, *kafka, log));
+    BOOST_REQUIRE(WaitUntil(
+        [&] { return CountState(path, "delivered") == 500; }, seconds(30)));
+    BOOST_TEST(relay->Stop(seconds(5)));
+  }
+  std::vector<Committed> more = service.Emit(500, 11);
+  committed.insert(committed.end(), more.begin(), more.end());
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 1000; },
+                          seconds(30)));
+  BOOST_TEST(relay->Stop(seconds(5)));
+  BOOST_TEST(relay->stats().reconciled_total == 0);
+  CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
+}
+
+BOOST_FIXTURE_TEST_CASE(routes_send_types_to_their_topics, Fixture) {
+  kafka->CreateTopic("auth-events", 2);
+  RelayConfig config = TestConfig(path, *kafka, log);
+  config.routes = {{"user.*", "auth-events"}};
+  auto relay = Relay::Start(config);
+  std::vector<Committed> committed = service.Emit(20, 4);
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 20; },
+                          seconds(30)));
+  relay->Stop(seconds(5));
+  CheckExactlyOnceInOrder(AuditTopic(
+      committed, testing::ReadTopic(kafka->bootstrap_servers(), "auth-events",
+                                    seconds(30))));
+  BOOST_TEST(Topic().empty());
+}
+
+// The path of the sigevents binary in the test's runfiles.
+std::string SigeventsBinary() { return "adapters/sigevents"; }
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path,
+            const std::string& stdin_path = "/dev/null") {
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen(stdin_path.c_str(), "r", stdin);
+    freopen(log_path.c_str(), "a", stderr);
+    freopen("/dev/null", "w", stdout);
+    std::vector<char*> argv;
+    for (const std::string& arg : args) {
+      argv.push_back(const_cast<char*>(arg.c_str()));
+    }
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::int64_t LeasePid(const std::string& path) {
+  auto db = OpenDatabase(path, OpenOptions{});
+  SQLite::Statement query(*db,
+                          "SELECT pid FROM sigevents_relay_lease"
+                          " WHERE owner IS NOT NULL");
+  return query.executeStep() ? query.getColumn(0).getInt64() : 0;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+BOOST_FIXTURE_TEST_CASE(standby_relay_takes_over_when_the_first_is_killed,
+                        Fixture) {
+  auto relay_args = [&] {
+    return std::vector<std::string>{
+        SigeventsBinary(), "relay", "--db", path, "--bootstrap-servers",
+        kafka->bootstrap_servers(), "--lease", "3s", "--settle-delay",
+        "100ms", "-X", "reconnect.backoff.max.ms=1000"};
+  };
+  std::string log_a = dir.File("relay-a.log"), log_b = dir.File("relay-b.log");
+  pid_t a = Spawn(relay_args(), log_a);
+  BOOST_REQUIRE(WaitUntil([&] { return LeasePid(path) == a; }, seconds(10)));
+  pid_t b = Spawn(relay_args(), log_b);
+
+  std::vector<Committed> committed;
+  std::atomic<bool> two_holders{false};
+  for (int i = 0; i < 300; ++i) {
+    committed.push_back(service.EmitOne("user-" + std::to_string(i % 7)));
+    std::int64_t holder = LeasePid(path);
+    if (holder != a && holder != 0) two_holders = true;
+  }
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
+                          seconds(30)));
+  BOOST_TEST(!two_holders.load());
+
+  kill(a, SIGKILL);
+  waitpid(a, nullptr, 0);
+  for (int i = 0; i < 300; ++i) {
+    committed.push_back(service.EmitOne("user-" + std::to_string(i % 7)));
+  }
+  // B finds A's process gone on this host and takes over without waiting
+  // for the lease to expire.
+  BOOST_REQUIRE(WaitUntil([&] { return LeasePid(path) == b; }, seconds(3)));
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
+                          seconds(30)));
+  kill(b, SIGTERM);
+  int status = 0;
+  waitpid(b, &status, 0);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+
+  std::string b_said = ReadFile(log_b);
+  BOOST_TEST(b_said.find("-> standby") != std::string::npos, b_said);
+  BOOST_TEST(b_said.find("did not stop cleanly") != std::string::npos, b_said);
+  CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
+}
+
+BOOST_FIXTURE_TEST_CASE(emitters_in_threads_and_processes_while_draining,
+                        Fixture) {
+  auto relay = Relay::Start(TestConfig(path, *kafka, log));
+
+  // Two other processes emit through the command line.
+  std::vector<pid_t> processes;
+  for (int p = 0; p < 2; ++p) {
+    std::string input = dir.File("input-" + std::to_string(p) + ".ndjson");
+    std::ofstream lines(input);
+    for (int i = 0; i < 500; ++i) {
+      lines << R"({"type":"network.device.archived","data":{)"
+            << R"("networkDeviceId":"switch-)" << p << "-" << i % 5
+            << R"(","userIdAuthenticated":"7"}})" << "\n";
+    }
+    lines.close();
+    processes.push_back(Spawn({SigeventsBinary(), "emit", "--db", path},
+                              dir.File("emit.log"), input));
+  }
+  // And four threads of this process, each with its own connection.
+  std::mutex mu;
+  std::vector<Committed> committed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      testing::Service own(path);
+      own.db().setBusyTimeout(30000);
+      for (int i = 0; i < 500; ++i) {
+        Committed c = own.EmitOne("t" + std::to_string(t) + "-" +
+                                  std::to_string(i % 5));
+        std::lock_guard<std::mutex> lock(mu);
+        committed.push_back(c);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (pid_t pid : processes) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+  }
+  // The command line's events, as committed, complete the expected set.
+  SQLite::Statement rows(service.db(),
+                         "SELECT seq, event_id, partition_key FROM"
+                         " sigevents_outbox WHERE type ="
+                         " 'network.device.archived'");
+  while (rows.executeStep()) {
+    committed.push_back(Committed{rows.getColumn(0).getInt64(),
+                                  rows.getColumn(1).getString(),
+                                  rows.getColumn(2).getString()});
+  }
+  BOOST_TEST(committed.size() == 3000u);
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 3000; },
+                          seconds(60)));
+  relay->Stop(seconds(5));
+  CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
+}
+
+}  // namespace
+}  // namespace sigevents
