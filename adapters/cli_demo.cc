@@ -69,7 +69,7 @@ int RunDemo(int argc, char** argv, Io& io) {
       ("seed", po::value<unsigned long long>()->default_value(defaults.seed),
        "seed of the services' choices")  //
       ("failure-rate",
-       po::value<double>()->default_value(defaults.failure_rate),
+       po::value<double>()->default_value(defaults.failure_rate, "0.03"),
        "share of operations that fail on purpose and roll back")  //
       ("wait", po::value<std::string>()->default_value("30s"),
        "how long to wait for events still on their way at the end");

@@ -62,7 +62,7 @@ LogSink StderrLogSink(std::ostream& err, LogLevel min_level) {
 
 int RunKafka(int argc, char** argv, Io& io) {
   po::options_description options("options");
-  options.add_options()                                                 //
+  options.add_options()                                                     //
       ("brokers", po::value<int>()->default_value(1), "number of brokers")  //
       ("partitions", po::value<int>()->default_value(4),
        "partitions per topic")  //
@@ -96,7 +96,7 @@ int RunKafka(int argc, char** argv, Io& io) {
 
 int RunRelay(int argc, char** argv, Io& io) {
   po::options_description options("options");
-  options.add_options()                                                  //
+  options.add_options()                                                     //
       ("db", po::value<std::string>()->required(), "outbox database file")  //
       ("bootstrap-servers", po::value<std::string>(),
        "Kafka brokers; without it an embedded Kafka is started")  //
@@ -104,7 +104,7 @@ int RunRelay(int argc, char** argv, Io& io) {
        "default topic")  //
       ("route", po::value<std::vector<std::string>>()->composing(),
        "PATTERN=TOPIC, e.g. server.*=inventory-events (repeatable)")  //
-      ("binary", "CloudEvents binary content mode (ce_* headers)")     //
+      ("binary", "CloudEvents binary content mode (ce_* headers)")    //
       (",X", po::value<std::vector<std::string>>()->composing(),
        "librdkafka property key=value (repeatable)")  //
       ("poll-interval", po::value<std::string>()->default_value("100ms"),
@@ -141,13 +141,15 @@ int RunRelay(int argc, char** argv, Io& io) {
     }
   }
   if (values.count("binary") != 0) config.content_mode = ContentMode::kBinary;
-  config.poll_interval = ParseDuration(values["poll-interval"].as<std::string>());
+  config.poll_interval =
+      ParseDuration(values["poll-interval"].as<std::string>());
   config.lease_duration = ParseDuration(values["lease"].as<std::string>());
   config.settle_delay = ParseDuration(values["settle-delay"].as<std::string>());
   config.retention = ParseDuration(values["retention"].as<std::string>());
   auto stop_timeout = ParseDuration(values["stop-timeout"].as<std::string>());
-  config.log = StderrLogSink(
-      io.err, values.count("verbose") != 0 ? LogLevel::kDebug : LogLevel::kInfo);
+  config.log =
+      StderrLogSink(io.err, values.count("verbose") != 0 ? LogLevel::kDebug
+                                                         : LogLevel::kInfo);
 
   sigset_t signals = BlockTerminationSignals();
   std::unique_ptr<EmbeddedKafka> kafka;
@@ -162,9 +164,10 @@ int RunRelay(int argc, char** argv, Io& io) {
     }
     kafka = EmbeddedKafka::Start(kafka_options);
     config.kafka["bootstrap.servers"] = kafka->bootstrap_servers();
-    config.log(LogLevel::kInfo, "no --bootstrap-servers: started an embedded "
-                                "Kafka at " +
-                                    kafka->bootstrap_servers());
+    config.log(LogLevel::kInfo,
+               "no --bootstrap-servers: started an embedded "
+               "Kafka at " +
+                   kafka->bootstrap_servers());
   }
 
   std::unique_ptr<Relay> relay = Relay::Start(config);

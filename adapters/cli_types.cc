@@ -1,11 +1,10 @@
 // sigevents types [--json]: the event catalog.
 
 #include <algorithm>
-#include <iostream>
-
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <iostream>
 
 #include "adapters/cli.h"
 #include "emitter/catalog.h"
@@ -43,8 +42,8 @@ void PrintTable(std::ostream& out) {
   auto pad = [](std::string_view text, std::size_t width) {
     return std::string(text) + std::string(width - text.size() + 2, ' ');
   };
-  out << pad("TYPE", type_width) << pad("SOURCE", 12)
-      << pad("KEY", key_width) << "DATA FIELDS\n";
+  out << pad("TYPE", type_width) << pad("SOURCE", 12) << pad("KEY", key_width)
+      << "DATA FIELDS\n";
   for (std::size_t i = 0; i < EventTypeCount(); ++i) {
     const EventSpec& spec = EventSpecs()[i];
     out << pad(spec.type, type_width) << pad(ServiceName(spec.service), 12)

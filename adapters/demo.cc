@@ -324,6 +324,205 @@ void AwaitStragglers(const Tally& tally,
   }
 }
 
+// One run of the demo. Members are declared in the order they are set up,
+// so that they are torn down in reverse: relays, consumer, services, Kafka.
+class Demo {
+ public:
+  Demo(const DemoOptions& options, std::ostream& out, std::ostream& err)
+      : options_(options), printer_(out, err), directory_(options.dir) {}
+
+  int Run(const std::atomic<bool>& interrupted) {
+    StartKafka();
+    OpenServices();
+    StartConsumer();
+    StartRelays();
+    if (!options_.quiet) PrintSetup();
+
+    Clock::time_point start = Clock::now();
+    std::vector<ServiceReport> reports = RunServices(start, interrupted);
+    AwaitStragglers(tally_, relays_, *consumer_, options_.wait, interrupted);
+
+    // Stop the relays, then read whatever they wrote before stopping.
+    std::vector<RelayStats> relay_stats;
+    for (auto& relay : relays_) {
+      relay->Stop(kRelayStopTimeout);
+      relay_stats.push_back(relay->stats());
+    }
+    bool caught_up = consumer_->CatchUp(kCatchUpTimeout);
+    consumer_->Stop();
+    double seconds =
+        std::chrono::duration<double>(Clock::now() - start).count();
+    return PrintSummary(reports, relay_stats, caught_up, seconds, interrupted)
+               ? 0
+               : 1;
+  }
+
+ private:
+  // The cluster given, or an embedded one of three brokers.
+  void StartKafka() {
+    properties_ = options_.kafka;
+    if (!options_.bootstrap_servers.empty()) {
+      properties_["bootstrap.servers"] = options_.bootstrap_servers;
+    }
+    if (properties_.count("bootstrap.servers") != 0) return;
+    EmbeddedKafkaOptions kafka_options;
+    kafka_options.brokers = 3;
+    kafka_options.topics = {options_.topic};
+    kafka_ = EmbeddedKafka::Start(kafka_options);
+    properties_["bootstrap.servers"] = kafka_->bootstrap_servers();
+  }
+
+  // The services, their databases and outboxes, and their shares.
+  void OpenServices() {
+    services_.push_back(NewInventoryService(directory_.File("inventory.db"),
+                                            tally_, options_.seed));
+    services_.push_back(
+        NewAuthService(directory_.File("auth.db"), tally_, options_.seed + 1));
+    services_.push_back(NewOrchestratorService(
+        directory_.File("orchestrator.db"), tally_, options_.seed + 2));
+    plans_ = Plan(services_,
+                  {sigevents::Service::kInventory, sigevents::Service::kAuth,
+                   sigevents::Service::kOrchestrator},
+                  options_);
+    OpenOptions read_only;
+    read_only.read_only = true;
+    for (const auto& service : services_) {
+      tally_.AddOutbox(
+          ReadOutboxId(*OpenDatabase(service->db_path(), read_only)));
+    }
+  }
+
+  // Reads from the topic's current end, so earlier messages do not count.
+  void StartConsumer() {
+    consumer_ = TopicConsumer::Start(
+        properties_, options_.topic,
+        [this](const ConsumedMessage& message) {
+          Arrival arrival = tally_.Received(message);
+          if (arrival == Arrival::kForeign) return;
+          if (!options_.quiet || arrival != Arrival::kFirst) {
+            printer_.Out(EventLine(message, arrival));
+          }
+        },
+        WarningSink(printer_, ""), kConnectTimeout);
+  }
+
+  // One relay per database, as each service would run its own.
+  void StartRelays() {
+    for (const auto& service : services_) {
+      RelayConfig config;
+      config.db_path = service->db_path();
+      config.kafka = properties_;
+      config.default_topic = options_.topic;
+      config.log = WarningSink(printer_, service->name() + " ");
+      relays_.push_back(Relay::Start(config));
+    }
+  }
+
+  void PrintSetup() {
+    std::ostringstream header;
+    header << "sigevents demo: " << options_.events << " events";
+    if (options_.rate > 0) header << " at " << options_.rate << "/s";
+    header << " from three services (seed " << options_.seed << ")\n"
+           << "  kafka         " << (kafka_ ? "embedded, 3 brokers at " : "")
+           << properties_["bootstrap.servers"] << ", topic " << options_.topic
+           << "\n";
+    for (std::size_t i = 0; i < services_.size(); ++i) {
+      char row[512];
+      std::snprintf(row, sizeof(row), "  %-13s %s (%lld events, own relay)\n",
+                    services_[i]->name().c_str(),
+                    services_[i]->db_path().c_str(),
+                    static_cast<long long>(plans_[i].events));
+      header << row;
+    }
+    char columns[128];
+    std::snprintf(columns, sizeof(columns), "\n%-12s  %-40s %-6s %s\n",
+                  "time (UTC)", "type", "key", "data");
+    header << columns;
+    printer_.Out(header.str());
+  }
+
+  // The three services at once, with a progress line every two seconds.
+  std::vector<ServiceReport> RunServices(Clock::time_point start,
+                                         const std::atomic<bool>& interrupted) {
+    ServiceThreads threads(services_, plans_);
+    Clock::time_point next_progress = start + kProgressInterval;
+    while (!threads.done()) {
+      std::this_thread::sleep_for(milliseconds(50));
+      if (interrupted) threads.Stop();
+      if (!options_.quiet && Clock::now() >= next_progress) {
+        next_progress += kProgressInterval;
+        printer_.Out(ProgressLine(start, tally_.totals()));
+      }
+    }
+    threads.Join();
+    return threads.reports();
+  }
+
+  // The table, each service's figures and the verdict; true when all is
+  // well.
+  bool PrintSummary(const std::vector<ServiceReport>& reports,
+                    const std::vector<RelayStats>& relay_stats, bool caught_up,
+                    double seconds, bool interrupted) {
+    std::ostringstream summary;
+    summary << "\n";
+    tally_.PrintSummary(summary);
+    std::int64_t unexpected = 0;
+    for (std::size_t i = 0; i < services_.size(); ++i) {
+      unexpected += reports[i].unexpected_errors;
+      summary << services_[i]->name() << ": " << reports[i].operations
+              << " transactions, " << reports[i].committed_events
+              << " events committed, " << reports[i].rolled_back
+              << " rolled back on purpose; relay delivered "
+              << relay_stats[i].delivered_total << ", failed "
+              << relay_stats[i].failed_total << "\n";
+      if (reports[i].unexpected_errors > 0) {
+        summary << "  " << reports[i].unexpected_errors
+                << " operation(s) failed unexpectedly; the first: "
+                << reports[i].first_error << "\n";
+      }
+    }
+    if (!caught_up) {
+      summary << "the consumer could not read the topic to its end\n";
+    }
+    char timing[64];
+    std::snprintf(timing, sizeof(timing), "%.1f", seconds);
+    summary << (interrupted ? "interrupted after " : "ran ") << timing << "s\n";
+
+    Totals totals = tally_.totals();
+    bool ok = tally_.Ok() && unexpected == 0 && caught_up;
+    if (ok) {
+      summary << "result: OK, all " << totals.emitted
+              << " committed events arrived exactly once, as emitted; none "
+                 "of the "
+              << totals.rolled_back << " rolled-back events appeared\n";
+    } else {
+      summary << "result: FAILED: " << totals.lost << " lost, "
+              << totals.duplicated << " duplicated, " << totals.leaked
+              << " rolled back yet received, " << totals.mismatched
+              << " altered, " << totals.unknown << " unknown, " << unexpected
+              << " unexpected service error(s)\n";
+    }
+    if (!directory_.temporary()) {
+      summary << "the databases stay in " << directory_.path()
+              << "; e.g. `sigevents status --db " << directory_.File("auth.db")
+              << "`\n";
+    }
+    printer_.Out(summary.str());
+    return ok;
+  }
+
+  const DemoOptions& options_;
+  Printer printer_;
+  Directory directory_;
+  std::map<std::string, std::string> properties_;
+  std::unique_ptr<EmbeddedKafka> kafka_;
+  Tally tally_;
+  std::vector<std::unique_ptr<SimulatedService>> services_;
+  std::vector<ServicePlan> plans_;
+  std::unique_ptr<TopicConsumer> consumer_;
+  std::vector<std::unique_ptr<Relay>> relays_;
+};
+
 }  // namespace
 
 int RunDemo(const DemoOptions& options, std::ostream& out, std::ostream& err,
@@ -332,162 +531,7 @@ int RunDemo(const DemoOptions& options, std::ostream& out, std::ostream& err,
     throw std::invalid_argument("--events must be at least 1");
   }
   if (options.rate < 0) throw std::invalid_argument("--rate must not be < 0");
-  Printer printer(out, err);
-  Directory directory(options.dir);
-
-  // Kafka: the one given, or an embedded cluster of three brokers.
-  std::map<std::string, std::string> properties = options.kafka;
-  if (!options.bootstrap_servers.empty()) {
-    properties["bootstrap.servers"] = options.bootstrap_servers;
-  }
-  std::unique_ptr<EmbeddedKafka> kafka;
-  if (properties.count("bootstrap.servers") == 0) {
-    EmbeddedKafkaOptions kafka_options;
-    kafka_options.brokers = 3;
-    kafka_options.topics = {options.topic};
-    kafka = EmbeddedKafka::Start(kafka_options);
-    properties["bootstrap.servers"] = kafka->bootstrap_servers();
-  }
-
-  // The services, their databases and their outboxes.
-  Tally tally;
-  std::vector<std::unique_ptr<SimulatedService>> services;
-  services.push_back(
-      NewInventoryService(directory.File("inventory.db"), tally, options.seed));
-  services.push_back(
-      NewAuthService(directory.File("auth.db"), tally, options.seed + 1));
-  services.push_back(NewOrchestratorService(directory.File("orchestrator.db"),
-                                            tally, options.seed + 2));
-  std::vector<ServicePlan> plans =
-      Plan(services,
-           {sigevents::Service::kInventory, sigevents::Service::kAuth,
-            sigevents::Service::kOrchestrator},
-           options);
-  for (const auto& service : services) {
-    OpenOptions read_only;
-    read_only.read_only = true;
-    tally.AddOutbox(ReadOutboxId(*OpenDatabase(service->db_path(), read_only)));
-  }
-
-  // The consumer, from the topic's current end.
-  std::unique_ptr<TopicConsumer> consumer = TopicConsumer::Start(
-      properties, options.topic,
-      [&tally, &printer, &options](const ConsumedMessage& message) {
-        Arrival arrival = tally.Received(message);
-        if (arrival == Arrival::kForeign) return;
-        if (!options.quiet || arrival != Arrival::kFirst) {
-          printer.Out(EventLine(message, arrival));
-        }
-      },
-      WarningSink(printer, ""), kConnectTimeout);
-
-  // One relay per database, as each service would run its own.
-  std::vector<std::unique_ptr<Relay>> relays;
-  for (const auto& service : services) {
-    RelayConfig config;
-    config.db_path = service->db_path();
-    config.kafka = properties;
-    config.default_topic = options.topic;
-    config.log = WarningSink(printer, service->name() + " ");
-    relays.push_back(Relay::Start(config));
-  }
-
-  if (!options.quiet) {
-    std::ostringstream header;
-    header << "sigevents demo: " << options.events << " events";
-    if (options.rate > 0) header << " at " << options.rate << "/s";
-    header << " from three services (seed " << options.seed << ")\n"
-           << "  kafka         " << (kafka ? "embedded, 3 brokers at " : "")
-           << properties["bootstrap.servers"] << ", topic " << options.topic
-           << "\n";
-    for (std::size_t i = 0; i < services.size(); ++i) {
-      char row[512];
-      std::snprintf(row, sizeof(row), "  %-13s %s (%lld events, own relay)\n",
-                    services[i]->name().c_str(), services[i]->db_path().c_str(),
-                    static_cast<long long>(plans[i].events));
-      header << row;
-    }
-    char columns[128];
-    std::snprintf(columns, sizeof(columns), "\n%-12s  %-40s %-6s %s\n",
-                  "time (UTC)", "type", "key", "data");
-    header << columns;
-    printer.Out(header.str());
-  }
-
-  // The business: three services at once.
-  Clock::time_point start = Clock::now();
-  ServiceThreads threads(services, plans);
-  Clock::time_point next_progress = start + kProgressInterval;
-  while (!threads.done()) {
-    std::this_thread::sleep_for(milliseconds(50));
-    if (interrupted) threads.Stop();
-    if (!options.quiet && Clock::now() >= next_progress) {
-      next_progress += kProgressInterval;
-      printer.Out(ProgressLine(start, tally.totals()));
-    }
-  }
-  threads.Join();
-  AwaitStragglers(tally, relays, *consumer, options.wait, interrupted);
-
-  // Stop the relays, then read whatever they wrote before stopping.
-  std::vector<RelayStats> relay_stats;
-  for (auto& relay : relays) {
-    relay->Stop(kRelayStopTimeout);
-    relay_stats.push_back(relay->stats());
-  }
-  bool caught_up = consumer->CatchUp(kCatchUpTimeout);
-  consumer->Stop();
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-
-  // The summary.
-  std::ostringstream summary;
-  summary << "\n";
-  tally.PrintSummary(summary);
-  std::int64_t operations = 0, rolled_back = 0, unexpected = 0;
-  for (std::size_t i = 0; i < services.size(); ++i) {
-    const ServiceReport& report = threads.reports()[i];
-    operations += report.operations;
-    rolled_back += report.rolled_back;
-    unexpected += report.unexpected_errors;
-    summary << services[i]->name() << ": " << report.operations
-            << " transactions, " << report.committed_events
-            << " events committed, " << report.rolled_back
-            << " rolled back on purpose; relay delivered "
-            << relay_stats[i].delivered_total << ", failed "
-            << relay_stats[i].failed_total << "\n";
-    if (report.unexpected_errors > 0) {
-      summary << "  " << report.unexpected_errors
-              << " operation(s) failed unexpectedly; the first: "
-              << report.first_error << "\n";
-    }
-  }
-  if (!caught_up) {
-    summary << "the consumer could not read the topic to its end\n";
-  }
-  Totals totals = tally.totals();
-  bool ok = tally.Ok() && unexpected == 0 && caught_up;
-  char timing[64];
-  std::snprintf(timing, sizeof(timing), "%.1f", seconds);
-  summary << (interrupted ? "interrupted after " : "ran ") << timing << "s\n";
-  if (ok) {
-    summary << "result: OK, all " << totals.emitted
-            << " committed events arrived exactly once, as emitted; none of "
-               "the "
-            << totals.rolled_back << " rolled-back events appeared\n";
-  } else {
-    summary << "result: FAILED: " << totals.lost << " lost, "
-            << totals.duplicated << " duplicated, " << totals.leaked
-            << " rolled back yet received, " << totals.mismatched
-            << " altered, " << totals.unknown << " unknown, " << unexpected
-            << " unexpected service error(s)\n";
-  }
-  if (!directory.temporary()) {
-    summary << "the databases stay in " << directory.path()
-            << "; e.g. `sigevents status --db " << directory.File("auth.db")
-            << "`\n";
-  }
-  printer.Out(summary.str());
-  return ok ? 0 : 1;
+  return Demo(options, out, err).Run(interrupted);
 }
 
 }  // namespace sigevents::demo

@@ -53,8 +53,8 @@ std::string EmbeddedKafka::bootstrap_servers() const {
 
 void EmbeddedKafka::CreateTopic(const std::string& topic, int partitions) {
   int replication = brokers_ < 3 ? brokers_ : 3;
-  rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-      cluster_, topic.c_str(), partitions, replication);
+  rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, topic.c_str(),
+                                                       partitions, replication);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     throw std::runtime_error("embedded Kafka: cannot create topic " + topic +
                              ": " + rd_kafka_err2str(err));
@@ -84,8 +84,8 @@ void EmbeddedKafka::PushRequestErrors(int api_key, int error, int count) {
   }
 }
 
-void EmbeddedKafka::SetPartitionLeader(const std::string& topic,
-                                       int partition, int broker_id) {
+void EmbeddedKafka::SetPartitionLeader(const std::string& topic, int partition,
+                                       int broker_id) {
   rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition,
                                      broker_id);
 }

@@ -39,8 +39,8 @@ void SetProperties(rd_kafka_conf_t* conf,
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error,
                           sizeof(error)) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      throw std::invalid_argument("Kafka property " + key + "=" + value +
-                                  ": " + error);
+      throw std::invalid_argument("Kafka property " + key + "=" + value + ": " +
+                                  error);
     }
   }
 }
@@ -91,14 +91,12 @@ class Producer final : public KafkaProducer {
     // relay's thread, never to stderr.
     rd_kafka_set_log_queue(rk_, nullptr);
     main_queue_ = rd_kafka_queue_get_main(rk_);
-    rd_kafka_queue_cb_event_enable(main_queue_, &Producer::OnQueueReady,
-                                   this);
+    rd_kafka_queue_cb_event_enable(main_queue_, &Producer::OnQueueReady, this);
   }
 
   ProduceResult Produce(const KafkaMessage& message,
                         std::string* error) override {
-    rd_kafka_headers_t* headers =
-        rd_kafka_headers_new(message.headers.size());
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(message.headers.size());
     for (const auto& [name, value] : message.headers) {
       rd_kafka_header_add(headers, name.data(),
                           static_cast<ssize_t>(name.size()), value.data(),
@@ -109,10 +107,9 @@ class Producer final : public KafkaProducer {
         RD_KAFKA_V_KEY(message.key.data(), message.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(message.value.data()),
                          message.value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(
-            static_cast<std::intptr_t>(message.seq))),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(
+            reinterpret_cast<void*>(static_cast<std::intptr_t>(message.seq))),
         RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return ProduceResult::kQueued;
     rd_kafka_headers_destroy(headers);
@@ -153,26 +150,32 @@ class Producer final : public KafkaProducer {
 
   bool AllBrokersDown() const override { return all_brokers_down_; }
 
-  std::vector<std::int32_t> Partitions(
-      const std::string& topic, std::chrono::milliseconds timeout) override {
-    std::vector<std::int32_t> partitions;
+  bool Partitions(const std::string& topic, std::chrono::milliseconds timeout,
+                  std::vector<std::int32_t>* partitions) override {
+    partitions->clear();
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
     const rd_kafka_metadata_t* metadata = nullptr;
-    if (rd_kafka_metadata(rk_, 0, rkt, &metadata, Millis(timeout)) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
+    bool answered =
+        rd_kafka_metadata(rk_, 0, rkt, &metadata, Millis(timeout)) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (answered) {
       for (int t = 0; t < metadata->topic_cnt; ++t) {
         const rd_kafka_metadata_topic_t& md = metadata->topics[t];
-        if (md.err != RD_KAFKA_RESP_ERR_NO_ERROR || topic != md.topic) {
-          continue;
+        if (topic != md.topic) continue;
+        // A topic that does not exist has no partitions; any other error
+        // (leader not available, ...) leaves them unknown.
+        if (md.err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+          answered = false;
         }
         for (int p = 0; p < md.partition_cnt; ++p) {
-          partitions.push_back(md.partitions[p].id);
+          partitions->push_back(md.partitions[p].id);
         }
       }
       rd_kafka_metadata_destroy(metadata);
     }
     rd_kafka_topic_destroy(rkt);
-    return partitions;
+    return answered;
   }
 
   std::string ClusterId(std::chrono::milliseconds timeout) override {
@@ -186,8 +189,8 @@ class Producer final : public KafkaProducer {
   bool Watermarks(const std::string& topic, std::int32_t partition,
                   std::int64_t* low, std::int64_t* high,
                   std::chrono::milliseconds timeout) override {
-    return rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition,
-                                            low, high, Millis(timeout)) ==
+    return rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition, low,
+                                            high, Millis(timeout)) ==
            RD_KAFKA_RESP_ERR_NO_ERROR;
   }
 
@@ -308,10 +311,10 @@ ReadBackResult ReadBack(
       rd_kafka_topic_partition_list_new(static_cast<int>(from.size()));
   for (const auto& [partition, first] : from) {
     std::int64_t low = 0, high = 0;
-    int remaining = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                              Clock::now())
-            .count());
+    int remaining =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             deadline - Clock::now())
+                             .count());
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
         rk, partition.first.c_str(), partition.second, &low, &high,
         remaining > 0 ? remaining : 1);

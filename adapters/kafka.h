@@ -100,9 +100,11 @@ class KafkaProducer {
   // True while no broker is reachable, as librdkafka last reported.
   virtual bool AllBrokersDown() const = 0;
 
-  // The partitions of `topic`, fetching metadata. Empty when unknown.
-  virtual std::vector<std::int32_t> Partitions(
-      const std::string& topic, std::chrono::milliseconds timeout) = 0;
+  // The partitions of `topic`, fetching metadata; none for a topic that
+  // does not exist. False when no broker answered in time.
+  virtual bool Partitions(const std::string& topic,
+                          std::chrono::milliseconds timeout,
+                          std::vector<std::int32_t>* partitions) = 0;
 
   // The cluster id, or "" when no broker answered in time.
   virtual std::string ClusterId(std::chrono::milliseconds timeout) = 0;

@@ -28,6 +28,9 @@ BOOST_AUTO_TEST_CASE(numbers_are_rounded_correctly) {
       // 6.7999999999999994e75, which serializes and reads back as yet
       // another double.
       {"fuzzer: 68e74", "68e74", 6.8e75},
+      // Found by tests/fuzz/event_fuzzer: Boost.JSON 1.81 reads NaN.
+      {"fuzzer: zero with a huge exponent", "-0e4000", -0.0},
+      {"zero with a huge exponent", "0e4000", 0.0},
       {"17 significant digits", "1.1030161663305387", 1.1030161663305387},
       {"short decimal", "18.4", 18.4},
       {"largest double", "1.7976931348623157e308", 1.7976931348623157e308},

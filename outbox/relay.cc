@@ -1,9 +1,8 @@
 #include "outbox/relay.h"
 
-#include <unistd.h>
-
 #include <SQLiteCpp/Exception.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +10,7 @@
 #include <boost/json/serialize.hpp>
 #include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -243,15 +243,19 @@ class RelayImpl final : public Relay {
     if (!needs_reconcile_) {
       // A partition without a checkpoint has never been written by this
       // outbox, so reading back may start at its current end.
+      std::map<TopicPartition, std::int64_t> checkpoints =
+          store_->Checkpoints();
+      std::set<TopicPartition> partitions;
+      if (!KnownPartitions(checkpoints, &partitions)) return false;
       std::map<TopicPartition, std::int64_t> ends;
-      for (const TopicPartition& partition : KnownPartitions()) {
+      for (const TopicPartition& partition : partitions) {
+        if (checkpoints.count(partition) != 0) continue;
         std::int64_t low = 0, high = 0;
         if (!producer_->Watermarks(partition.first, partition.second, &low,
                                    &high, kMetadataTimeout)) {
           Fail("kafka_unreachable", "cannot read the offsets of " +
                                         partition.first + "[" +
-                                        std::to_string(partition.second) +
-                                        "]");
+                                        std::to_string(partition.second) + "]");
           return false;
         }
         ends[partition] = high;
@@ -263,24 +267,28 @@ class RelayImpl final : public Relay {
     return true;
   }
 
-  // Every partition of every topic this relay may write, and of every topic
-  // it has written before.
-  std::vector<TopicPartition> KnownPartitions() {
-    std::vector<std::string> topics = {config_.default_topic};
-    for (const auto& route : config_.routes) topics.push_back(route.second);
-    for (const auto& checkpoint : store_->Checkpoints()) {
-      topics.push_back(checkpoint.first.first);
+  // Every partition of every topic this relay may write, and every
+  // partition it has a checkpoint for. False, with `partitions` partial,
+  // when a topic's metadata could not be fetched: a read-back must not skip
+  // a partition it does not know about.
+  bool KnownPartitions(
+      const std::map<TopicPartition, std::int64_t>& checkpoints,
+      std::set<TopicPartition>* partitions) {
+    std::set<std::string> topics = {config_.default_topic};
+    for (const auto& route : config_.routes) topics.insert(route.second);
+    for (const auto& checkpoint : checkpoints) {
+      topics.insert(checkpoint.first.first);
+      partitions->insert(checkpoint.first);
     }
-    std::sort(topics.begin(), topics.end());
-    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-    std::vector<TopicPartition> partitions;
     for (const std::string& topic : topics) {
-      for (std::int32_t partition :
-           producer_->Partitions(topic, kMetadataTimeout)) {
-        partitions.emplace_back(topic, partition);
+      std::vector<std::int32_t> ids;
+      if (!producer_->Partitions(topic, kMetadataTimeout, &ids)) {
+        Fail("kafka_unreachable", "no metadata for topic " + topic);
+        return false;
       }
+      for (std::int32_t id : ids) partitions->emplace(topic, id);
     }
-    return partitions;
+    return true;
   }
 
   // Reads back what this outbox may have written since the last
@@ -295,10 +303,11 @@ class RelayImpl final : public Relay {
       if (stop_requested_) return false;
     }
 
-    std::map<TopicPartition, std::int64_t> checkpoints =
-        store_->Checkpoints();
+    std::map<TopicPartition, std::int64_t> checkpoints = store_->Checkpoints();
+    std::set<TopicPartition> partitions;
+    if (!KnownPartitions(checkpoints, &partitions)) return false;
     std::map<TopicPartition, std::int64_t> from;
-    for (const TopicPartition& partition : KnownPartitions()) {
+    for (const TopicPartition& partition : partitions) {
       auto it = checkpoints.find(partition);
       from[partition] = it == checkpoints.end() ? -1 : it->second;
     }
@@ -360,8 +369,8 @@ class RelayImpl final : public Relay {
                           ": " + report.error;
           CountError("kafka_refused");
           Log(LogLevel::kError, "relay: event seq " +
-                                    std::to_string(report.seq) + " failed: " +
-                                    outcome.error);
+                                    std::to_string(report.seq) +
+                                    " failed: " + outcome.error);
           break;
         case DeliveryReport::Outcome::kNotSent:
           outcome.kind = RowOutcome::Kind::kRetry;
@@ -370,8 +379,8 @@ class RelayImpl final : public Relay {
           break;
         case DeliveryReport::Outcome::kUnknown:
           outcome.kind = RowOutcome::Kind::kRetry;
-          outcome.error = "outcome unknown on " + report.topic + ": " +
-                          report.error;
+          outcome.error =
+              "outcome unknown on " + report.topic + ": " + report.error;
           unknown_outcome_ = true;
           StartEpisode("kafka_unknown_outcome", outcome.error);
           break;
@@ -494,8 +503,8 @@ class RelayImpl final : public Relay {
     }
     // Binary mode: attributes in ce_ headers, the data as the value.
     boost::json::object envelope = boost::json::parse(row.payload).as_object();
-    for (const char* attribute : {"id", "time", "type", "source",
-                                  "specversion"}) {
+    for (const char* attribute :
+         {"id", "time", "type", "source", "specversion"}) {
       message.headers.emplace_back(
           std::string("ce_") + attribute,
           std::string(envelope.at(attribute).as_string()));
@@ -578,9 +587,9 @@ class RelayImpl final : public Relay {
     bool clean = false;
     if (holding_) {
       try {
-        milliseconds left = std::max(
-            milliseconds(0), std::chrono::duration_cast<milliseconds>(
-                                 stop_deadline_ - Clock::now()));
+        milliseconds left =
+            std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
+                                          stop_deadline_ - Clock::now()));
         producer_->FlushOrPurge(left);
         ServeReports();
         // A relay that still owes a read-back (it took over after an unclean

@@ -4,13 +4,11 @@
 // answer. In every case nothing committed may be lost.
 
 #define BOOST_TEST_MODULE relay_faults_test
-#include <signal.h>
-#include <sys/resource.h>
-
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -111,14 +109,14 @@ BOOST_FIXTURE_TEST_CASE(unknown_topic_events_wait_until_it_exists,
 
   rd_kafka_mock_topic_set_error(kafka->mock_cluster(), kMissing,
                                 RD_KAFKA_RESP_ERR_NO_ERROR);
-  BOOST_TEST_REQUIRE(WaitUntil(
-                         [&] { return CountState(path, "delivered") == 50; },
-                         seconds(30)),
-                     log.All());
+  BOOST_TEST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "delivered") == 50; },
+                seconds(30)),
+      log.All());
   relay->Stop(seconds(5));
   CheckExactlyOnceInOrder(testing::AuditTopic(
-      committed, testing::ReadTopic(kafka->bootstrap_servers(), kMissing,
-                                    seconds(30))));
+      committed,
+      testing::ReadTopic(kafka->bootstrap_servers(), kMissing, seconds(30))));
 }
 
 // With a finite message timeout (a property the operator may set), brokers
@@ -139,16 +137,16 @@ BOOST_FIXTURE_TEST_CASE(outage_longer_than_producer_timeouts, RelayFixture) {
   std::this_thread::sleep_for(seconds(5));
   kafka->SetAllBrokersDown(false);
 
-  BOOST_TEST_REQUIRE(WaitUntil(
-                         [&] { return CountState(path, "delivered") == 600; },
-                         seconds(60)),
-                     log.All());
+  BOOST_TEST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "delivered") == 600; },
+                seconds(60)),
+      log.All());
   relay->Stop(seconds(5));
-  BOOST_TEST(relay->stats().errors_by_kind.count("kafka_not_sent") +
-                     relay->stats().errors_by_kind.count(
-                         "kafka_unknown_outcome") >
-                 0u,
-             log.All());
+  BOOST_TEST(
+      relay->stats().errors_by_kind.count("kafka_not_sent") +
+              relay->stats().errors_by_kind.count("kafka_unknown_outcome") >
+          0u,
+      log.All());
   CheckExactlyOnceInOrder(testing::AuditTopic(committed, Topic()));
 }
 
@@ -173,14 +171,13 @@ BOOST_FIXTURE_TEST_CASE(broker_that_does_not_answer_loses_nothing,
   BOOST_TEST(CountState(path, "delivered") < 200);
   for (int broker = 1; broker <= 3; ++broker) kafka->SetBrokerRtt(broker, 0);
 
-  BOOST_TEST_REQUIRE(WaitUntil(
-                         [&] { return CountState(path, "delivered") == 200; },
-                         seconds(60)),
-                     log.All());
+  BOOST_TEST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "delivered") == 200; },
+                seconds(60)),
+      log.All());
   relay->Stop(seconds(5));
   testing::Audit audit = testing::AuditTopic(committed, Topic());
-  BOOST_TEST_MESSAGE("copies kept by the embedded Kafka: "
-                     << audit.duplicated);
+  BOOST_TEST_MESSAGE("copies kept by the embedded Kafka: " << audit.duplicated);
   BOOST_TEST(audit.lost == 0);
   BOOST_TEST(audit.out_of_order == 0);
   BOOST_TEST(audit.unknown == 0);

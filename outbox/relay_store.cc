@@ -1,7 +1,6 @@
 #include "outbox/relay_store.h"
 
 #include <SQLiteCpp/Transaction.h>
-
 #include <errno.h>
 #include <signal.h>
 
@@ -89,10 +88,9 @@ std::optional<LeaseInfo> RelayStore::AcquireLease(const std::string& owner,
                 now - before.heartbeat_at_ms > lease_ms;
     // A holder on this host whose process is gone died without releasing
     // the lease: no need to wait for it to expire.
-    bool holder_dead = !free && before.host == host && before.pid != pid &&
-                       before.pid > 0 &&
-                       kill(static_cast<pid_t>(before.pid), 0) != 0 &&
-                       errno == ESRCH;
+    bool holder_dead =
+        !free && before.host == host && before.pid != pid && before.pid > 0 &&
+        kill(static_cast<pid_t>(before.pid), 0) != 0 && errno == ESRCH;
     if (!free && !holder_dead) return std::nullopt;
     SQLite::Statement take(*db_,
                            "UPDATE sigevents_relay_lease SET owner = ?,"
@@ -290,8 +288,9 @@ int RelayStore::PurgeDelivered(std::int64_t before_ms, int limit) {
 
 RelayStore::Counts RelayStore::Count() {
   Counts counts;
-  counts.pending = db_->execAndGet("SELECT count(*) FROM sigevents_outbox"
-                                   " WHERE state = 'pending'")
+  counts.pending = db_->execAndGet(
+                          "SELECT count(*) FROM sigevents_outbox"
+                          " WHERE state = 'pending'")
                        .getInt64();
   // created_at grows with seq, so the oldest pending row is the first one.
   SQLite::Statement oldest(*db_,
@@ -300,8 +299,9 @@ RelayStore::Counts RelayStore::Count() {
   if (oldest.executeStep()) {
     counts.oldest_pending_created_ms = oldest.getColumn(0).getInt64();
   }
-  counts.failed = db_->execAndGet("SELECT count(*) FROM sigevents_outbox"
-                                  " WHERE state = 'failed'")
+  counts.failed = db_->execAndGet(
+                         "SELECT count(*) FROM sigevents_outbox"
+                         " WHERE state = 'failed'")
                       .getInt64();
   return counts;
 }

@@ -10,6 +10,9 @@
 #ifndef SIGEVENTS_OUTBOX_RELAY_STORE_H_
 #define SIGEVENTS_OUTBOX_RELAY_STORE_H_
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,9 +20,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 
 namespace sigevents {
 
@@ -103,9 +103,9 @@ class RelayStore {
 
   // Marks the rows found by a read-back as delivered (those still pending)
   // and moves the checkpoints to `read_to`. Returns how many rows changed.
-  std::int64_t RecordFound(const std::string& owner,
-                           const std::vector<FoundMessage>& found,
-                           const std::map<TopicPartition, std::int64_t>& read_to);
+  std::int64_t RecordFound(
+      const std::string& owner, const std::vector<FoundMessage>& found,
+      const std::map<TopicPartition, std::int64_t>& read_to);
 
   // The offset to read back from, per topic partition.
   std::map<TopicPartition, std::int64_t> Checkpoints();

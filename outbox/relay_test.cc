@@ -5,11 +5,10 @@
 #define BOOST_TEST_MODULE relay_test
 #include "outbox/relay.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <atomic>
 #include <boost/json/parse.hpp>
@@ -26,8 +25,8 @@
 #include "adapters/embedded_kafka.h"
 #include "adapters/kafka.h"
 #include "emitter/emitter.h"
-#include "outbox/schema.h"
 #include "outbox/relay_test_util.h"
+#include "outbox/schema.h"
 
 namespace sigevents {
 namespace {
@@ -73,8 +72,7 @@ BOOST_FIXTURE_TEST_CASE(delivers_every_event_once_with_its_record, Fixture) {
   }
 }
 
-BOOST_FIXTURE_TEST_CASE(broker_outage_loses_nothing_and_keeps_order,
-                        Fixture) {
+BOOST_FIXTURE_TEST_CASE(broker_outage_loses_nothing_and_keeps_order, Fixture) {
   auto relay = Relay::Start(TestConfig(path, *kafka, log));
   std::vector<Committed> committed;
   std::thread emitter([&] {
@@ -90,18 +88,17 @@ BOOST_FIXTURE_TEST_CASE(broker_outage_loses_nothing_and_keeps_order,
   kafka->SetAllBrokersDown(false);
   emitter.join();
 
-  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
-                          seconds(60)));
+  BOOST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "pending") == 0; }, seconds(60)));
   BOOST_TEST(relay->Stop(seconds(5)));
-  BOOST_TEST_MESSAGE("delivered while the brokers were down: "
-                     << delivered_during_outage);
+  BOOST_TEST_MESSAGE(
+      "delivered while the brokers were down: " << delivered_during_outage);
   CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
   BOOST_TEST(log.Contains("connected -> unreachable"), log.All());
   BOOST_TEST(log.Contains("unreachable -> connected"), log.All());
 }
 
-BOOST_FIXTURE_TEST_CASE(request_errors_and_leader_changes_keep_order,
-                        Fixture) {
+BOOST_FIXTURE_TEST_CASE(request_errors_and_leader_changes_keep_order, Fixture) {
   auto relay = Relay::Start(TestConfig(path, *kafka, log));
   std::vector<Committed> committed;
   struct Fault {
@@ -132,14 +129,13 @@ BOOST_FIXTURE_TEST_CASE(request_errors_and_leader_changes_keep_order,
       committed.push_back(service.EmitOne("user-" + std::to_string(i % 13)));
     }
   }
-  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
-                          seconds(60)));
+  BOOST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "pending") == 0; }, seconds(60)));
   relay->Stop(seconds(5));
   CheckExactlyOnceInOrder(AuditTopic(committed, Topic()));
 }
 
-BOOST_FIXTURE_TEST_CASE(oversized_event_fails_and_later_events_go_on,
-                        Fixture) {
+BOOST_FIXTURE_TEST_CASE(oversized_event_fails_and_later_events_go_on, Fixture) {
   RelayConfig config = TestConfig(path, *kafka, log);
   config.kafka["message.max.bytes"] = "4000";
   auto relay = Relay::Start(config);
@@ -162,9 +158,9 @@ BOOST_FIXTURE_TEST_CASE(oversized_event_fails_and_later_events_go_on,
   BOOST_REQUIRE(row.executeStep());
   BOOST_TEST(row.getColumn(0).getString() == "failed");
   BOOST_TEST(row.getColumn(1).getInt() == 1);
-  BOOST_TEST(row.getColumn(2).getString().find("too large") !=
-                 std::string::npos,
-             row.getColumn(2).getString());
+  BOOST_TEST(
+      row.getColumn(2).getString().find("too large") != std::string::npos,
+      row.getColumn(2).getString());
   BOOST_TEST(relay->stats().failed_total == 1);
   BOOST_TEST(relay->stats().errors_by_kind.at("kafka_refused") == 1);
   BOOST_TEST(log.Contains("seq " + std::to_string(big.seq)), log.All());
@@ -174,8 +170,7 @@ BOOST_FIXTURE_TEST_CASE(oversized_event_fails_and_later_events_go_on,
   CheckExactlyOnceInOrder(AuditTopic(delivered, Topic()));
 }
 
-BOOST_FIXTURE_TEST_CASE(broker_refusal_fails_the_row_with_the_reason,
-                        Fixture) {
+BOOST_FIXTURE_TEST_CASE(broker_refusal_fails_the_row_with_the_reason, Fixture) {
   auto relay = Relay::Start(TestConfig(path, *kafka, log));
   std::vector<Committed> first = service.Emit(5, 5);
   BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 5; },
@@ -183,8 +178,8 @@ BOOST_FIXTURE_TEST_CASE(broker_refusal_fails_the_row_with_the_reason,
   // 10 MESSAGE_TOO_LARGE for the next produce request.
   kafka->PushRequestErrors(0, 10, 1);
   Committed refused = service.EmitOne("user-x");
-  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "failed") == 1; },
-                          seconds(30)));
+  BOOST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "failed") == 1; }, seconds(30)));
   std::vector<Committed> later = service.Emit(5, 5);
   BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 10; },
                           seconds(30)));
@@ -226,9 +221,9 @@ BOOST_FIXTURE_TEST_CASE(routes_send_types_to_their_topics, Fixture) {
   BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 20; },
                           seconds(30)));
   relay->Stop(seconds(5));
-  CheckExactlyOnceInOrder(AuditTopic(
-      committed, testing::ReadTopic(kafka->bootstrap_servers(), "auth-events",
-                                    seconds(30))));
+  CheckExactlyOnceInOrder(
+      AuditTopic(committed, testing::ReadTopic(kafka->bootstrap_servers(),
+                                               "auth-events", seconds(30))));
   BOOST_TEST(Topic().empty());
 }
 
@@ -270,10 +265,18 @@ std::string ReadFile(const std::string& path) {
 BOOST_FIXTURE_TEST_CASE(standby_relay_takes_over_when_the_first_is_killed,
                         Fixture) {
   auto relay_args = [&] {
-    return std::vector<std::string>{
-        SigeventsBinary(), "relay", "--db", path, "--bootstrap-servers",
-        kafka->bootstrap_servers(), "--lease", "3s", "--settle-delay",
-        "100ms", "-X", "reconnect.backoff.max.ms=1000"};
+    return std::vector<std::string>{SigeventsBinary(),
+                                    "relay",
+                                    "--db",
+                                    path,
+                                    "--bootstrap-servers",
+                                    kafka->bootstrap_servers(),
+                                    "--lease",
+                                    "3s",
+                                    "--settle-delay",
+                                    "100ms",
+                                    "-X",
+                                    "reconnect.backoff.max.ms=1000"};
   };
   std::string log_a = dir.File("relay-a.log"), log_b = dir.File("relay-b.log");
   pid_t a = Spawn(relay_args(), log_a);
@@ -287,8 +290,8 @@ BOOST_FIXTURE_TEST_CASE(standby_relay_takes_over_when_the_first_is_killed,
     std::int64_t holder = LeasePid(path);
     if (holder != a && holder != 0) two_holders = true;
   }
-  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
-                          seconds(30)));
+  BOOST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "pending") == 0; }, seconds(30)));
   BOOST_TEST(!two_holders.load());
 
   kill(a, SIGKILL);
@@ -299,8 +302,8 @@ BOOST_FIXTURE_TEST_CASE(standby_relay_takes_over_when_the_first_is_killed,
   // B finds A's process gone on this host and takes over without waiting
   // for the lease to expire.
   BOOST_REQUIRE(WaitUntil([&] { return LeasePid(path) == b; }, seconds(3)));
-  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "pending") == 0; },
-                          seconds(30)));
+  BOOST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "pending") == 0; }, seconds(30)));
   kill(b, SIGTERM);
   int status = 0;
   waitpid(b, &status, 0);
@@ -325,7 +328,8 @@ BOOST_FIXTURE_TEST_CASE(emitters_in_threads_and_processes_while_draining,
     for (int i = 0; i < 500; ++i) {
       lines << R"({"type":"network.device.archived","data":{)"
             << R"("networkDeviceId":"switch-)" << p << "-" << i % 5
-            << R"(","userIdAuthenticated":"7"}})" << "\n";
+            << R"(","userIdAuthenticated":"7"}})"
+            << "\n";
     }
     lines.close();
     processes.push_back(Spawn({SigeventsBinary(), "emit", "--db", path},
@@ -340,8 +344,8 @@ BOOST_FIXTURE_TEST_CASE(emitters_in_threads_and_processes_while_draining,
       testing::Service own(path);
       own.db().setBusyTimeout(30000);
       for (int i = 0; i < 500; ++i) {
-        Committed c = own.EmitOne("t" + std::to_string(t) + "-" +
-                                  std::to_string(i % 5));
+        Committed c =
+            own.EmitOne("t" + std::to_string(t) + "-" + std::to_string(i % 5));
         std::lock_guard<std::mutex> lock(mu);
         committed.push_back(c);
       }

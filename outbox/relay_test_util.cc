@@ -35,8 +35,7 @@ std::string LogCapture::All() const {
 Service::Service(const std::string& path)
     : db_(OpenDatabase(path, OpenOptions{})), emitter_(*db_) {}
 
-Committed Service::EmitOne(const std::string& key,
-                           std::size_t message_bytes) {
+Committed Service::EmitOne(const std::string& key, std::size_t message_bytes) {
   SQLite::Transaction txn(*db_);
   EmitReceipt receipt =
       emitter_.Emit(events::UserSuspended()

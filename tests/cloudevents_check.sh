@@ -17,12 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ $# -ge 1 ]; then
-  sigevents=$1
-else
-  bazel build -q //adapters:sigevents
-  sigevents="$(bazel info bazel-bin 2>/dev/null)/adapters/sigevents"
-fi
 if [ ! -d tests/node/node_modules ]; then
   echo "cloudevents check: tests/node/node_modules is missing;" \
     "run third_party/install_deps.sh" >&2
@@ -49,6 +43,14 @@ fail() {
   done
   exit 1
 }
+
+if [ $# -ge 1 ]; then
+  sigevents=$1
+else
+  bazel build //adapters:sigevents >"$work/build.log" 2>&1 ||
+    fail "cannot build //adapters:sigevents" "$work/build.log"
+  sigevents="$(bazel info bazel-bin 2>/dev/null)/adapters/sigevents"
+fi
 
 # An embedded Kafka, in a process of its own: it prints bootstrap.servers.
 "$sigevents" kafka --partitions 4 >"$work/kafka.out" 2>"$work/kafka.err" &

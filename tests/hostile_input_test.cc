@@ -294,6 +294,13 @@ std::vector<HostileCase> Cases() {
                    "server.updated",
                    R"({"serverId":"7","userId":"456","changes":{"n":68e74}})",
                    {R"("changes":{"n":6.8E75})"}),
+      // Boost.JSON 1.81 read -0e4000 as NaN: the entity id was "-nan".
+      AcceptedText("fuzzer: zero with a huge exponent for the entity id",
+                   "user.suspended",
+                   R"({"userId":-0e4000,"userEmail":"",)"
+                   R"("loggedInUserId":"","loggedInUserEmail":"",)"
+                   R"("message":""})",
+                   {R"("userId":"-0")"}),
       AcceptedText("fuzzer: 17-digit number for a string field",
                    "user.suspended",
                    R"({"userId":1.1030161663305387,"userEmail":"",)"

@@ -49,8 +49,8 @@ std::vector<ConsumedMessage> ReadTopic(const std::string& bootstrap_servers,
   for (int p = 0; p < metadata->topics[0].partition_cnt; ++p) {
     std::int32_t partition = metadata->topics[0].partitions[p].id;
     std::int64_t low = 0, high = 0;
-    rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low,
-                                     &high, timeout_ms);
+    rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high,
+                                     timeout_ms);
     if (high > low) end[partition] = high;
     rd_kafka_topic_partition_list_add(assignment, topic.c_str(), partition)
         ->offset = RD_KAFKA_OFFSET_BEGINNING;
