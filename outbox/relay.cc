@@ -47,7 +47,7 @@ using std::chrono::milliseconds;
 // How long a read-back may take before it is abandoned and retried.
 constexpr milliseconds kReadBackTimeout{30000};
 // How long to wait for brokers when fetching metadata.
-constexpr milliseconds kMetadataTimeout{5000};
+constexpr milliseconds kMetadataTimeout{2000};
 constexpr milliseconds kStatsInterval{1000};
 constexpr milliseconds kRetentionInterval{10000};
 constexpr int kRetentionBatch = 1000;
@@ -135,9 +135,10 @@ class RelayImpl final : public Relay {
   void Run() {
     while (!stop_requested_) {
       seen_generation_ = signal_.generation();
+      step_failed_ = false;
       try {
-        Step();
-        if (failures_ > 0 && !episode_) {
+        // Recovered: a whole pass ran, through sending, with no failure.
+        if (Step() && !step_failed_ && failures_ > 0) {
           Log(LogLevel::kInfo, "relay: recovered after " +
                                    std::to_string(failures_) +
                                    " failed attempt(s)");
@@ -152,30 +153,32 @@ class RelayImpl final : public Relay {
     Shutdown();
   }
 
-  // One pass: take the lease, recover, record reports, send more.
-  void Step() {
+  // One pass: take the lease, recover, record reports, send more. Returns
+  // true when the pass got as far as sending.
+  bool Step() {
     if (!holding_ && !TakeLease()) {
       SetState(RelayState::kStandby);
       Sleep(std::min(config_.poll_interval, config_.lease_duration / 4));
-      return;
+      return false;
     }
-    if (!setup_done_ && !SetUp()) return;
+    if (!setup_done_ && !SetUp()) return false;
     if (std::string reason; producer_->Fatal(&reason)) {
       ReplaceProducer(reason);
-      return;
+      return false;
     }
-    if (needs_reconcile_ && !Reconcile()) return;
-    if (Clock::now() >= next_heartbeat_ && !Renew()) return;
+    if (needs_reconcile_ && !Reconcile()) return false;
+    if (Clock::now() >= next_heartbeat_ && !Renew()) return false;
 
     ServeReports();
-    if (!outcomes_.empty() && !Record()) return;
+    if (!outcomes_.empty() && !Record()) return false;
     if (episode_) {
       FinishEpisodeWhenDrained();
-      return;
+      return false;
     }
     bool more = Fill();
     Housekeeping();
     if (!more) Sleep(config_.poll_interval);
+    return true;
   }
 
   bool TakeLease() {
@@ -640,6 +643,7 @@ class RelayImpl final : public Relay {
       Log(LogLevel::kWarning, "relay: " + message + "; retrying with backoff");
     }
     ++failures_;
+    step_failed_ = true;
     last_failure_kind_ = kind;
     Sleep(NextBackoff());
   }
@@ -696,7 +700,8 @@ class RelayImpl final : public Relay {
   std::vector<RowOutcome> outcomes_;  // reports not yet recorded
   std::unordered_map<std::string, std::string> topic_by_type_;
   int backoff_step_ = 0;
-  int failures_ = 0;
+  int failures_ = 0;          // in a row, since the last full pass
+  bool step_failed_ = false;  // the current pass called Fail()
   std::string last_failure_kind_;
   Clock::time_point next_heartbeat_;
   Clock::time_point next_retention_;
