@@ -425,74 +425,104 @@ void OnRawDelivery(rd_kafka_t*, const rd_kafka_message_t* message,
   }
 }
 
-// Produces `count` messages shaped like the relay's (value, key, headers)
-// with the relay's producer defaults; returns messages/s until the last
-// delivery report.
-double MeasureRawProduce(const std::string& bootstrap,
-                         const std::vector<Event>& events,
-                         const std::string& outbox_id, std::int64_t count) {
-  DeliveryCounts counts;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  SetProperty(conf, "bootstrap.servers", bootstrap);
-  SetProperty(conf, "enable.idempotence", "true");
-  SetProperty(conf, "acks", "all");
-  SetProperty(conf, "linger.ms", "1");
-  SetProperty(conf, "message.timeout.ms", "0");
-  SetProperty(conf, "partitioner", "murmur2_random");
-  rd_kafka_conf_set_opaque(conf, &counts);
-  rd_kafka_conf_set_dr_msg_cb(conf, &OnRawDelivery);
-  KafkaHandle producer = NewKafka(RD_KAFKA_PRODUCER, conf);
-  rd_kafka_t* rk = producer.get();
-
-  std::vector<std::string> payloads;
-  for (const Event& event : events) {
-    payloads.push_back(SerializeEnvelope(event, NewEventStamp()));
+// Plain librdkafka with the relay's producer defaults, producing messages
+// shaped like the relay's: the stored envelope as the value, the entity id
+// as the key, the same three headers. Used from one thread.
+class RawProducer {
+ public:
+  RawProducer(const std::string& bootstrap, const std::vector<Event>& events,
+              std::string outbox_id)
+      : producer_(nullptr, &rd_kafka_destroy),
+        events_(events),
+        outbox_id_(std::move(outbox_id)) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    SetProperty(conf, "bootstrap.servers", bootstrap);
+    SetProperty(conf, "enable.idempotence", "true");
+    SetProperty(conf, "acks", "all");
+    SetProperty(conf, "linger.ms", "1");
+    SetProperty(conf, "message.timeout.ms", "0");
+    SetProperty(conf, "partitioner", "murmur2_random");
+    rd_kafka_conf_set_opaque(conf, &counts_);
+    rd_kafka_conf_set_dr_msg_cb(conf, &OnRawDelivery);
+    producer_ = NewKafka(RD_KAFKA_PRODUCER, conf);
+    for (const Event& event : events_) {
+      payloads_.push_back(SerializeEnvelope(event, NewEventStamp()));
+    }
   }
-  Clock::time_point start = Clock::now();
-  for (std::int64_t i = 0; i < count; ++i) {
-    const Event& event = events[i % events.size()];
-    const std::string& payload = payloads[i % payloads.size()];
-    std::string seq = std::to_string(i + 1);
+
+  // Hands message `seq` (1, 2, ...) to librdkafka, waiting while its queue
+  // is full.
+  void Produce(const std::string& topic, std::int64_t seq) {
+    std::size_t at = static_cast<std::size_t>(seq - 1) % events_.size();
+    const std::string& key = events_[at].key();
+    const std::string& payload = payloads_[at];
+    std::string seq_text = std::to_string(seq);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
-    rd_kafka_header_add(headers, kOutboxHeader, -1, outbox_id.data(),
-                        static_cast<ssize_t>(outbox_id.size()));
-    rd_kafka_header_add(headers, kSeqHeader, -1, seq.data(),
-                        static_cast<ssize_t>(seq.size()));
+    rd_kafka_header_add(headers, kOutboxHeader, -1, outbox_id_.data(),
+                        static_cast<ssize_t>(outbox_id_.size()));
+    rd_kafka_header_add(headers, kSeqHeader, -1, seq_text.data(),
+                        static_cast<ssize_t>(seq_text.size()));
     rd_kafka_header_add(headers, "content-type", -1, kStructuredContentType,
                         -1);
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
-          rk, RD_KAFKA_V_TOPIC("bench-raw"),
-          RD_KAFKA_V_KEY(event.key().data(), event.key().size()),
+          producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+          RD_KAFKA_V_KEY(key.data(), key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
           RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_headers_destroy(headers);
         throw std::runtime_error(std::string("bench: raw produce: ") +
                                  rd_kafka_err2str(err));
       }
-      rd_kafka_poll(rk, 1);
+      rd_kafka_poll(producer_.get(), 1);
     }
-    if (i % 1000 == 0) rd_kafka_poll(rk, 0);
   }
-  Clock::time_point deadline = Clock::now() + std::chrono::seconds(120);
-  while (counts.delivered + counts.failed < count) {
-    if (Clock::now() > deadline) {
+
+  // Serves delivery reports without waiting.
+  void Poll() { rd_kafka_poll(producer_.get(), 0); }
+
+  // Waits until `count` messages have been reported; throws if any failed.
+  void WaitForReports(std::int64_t count) {
+    Clock::time_point deadline = Clock::now() + std::chrono::seconds(120);
+    while (counts_.delivered + counts_.failed < count) {
+      if (Clock::now() > deadline) {
+        throw std::runtime_error(
+            "bench: raw produce: " + std::to_string(counts_.delivered) +
+            " of " + std::to_string(count) + " delivered in time");
+      }
+      rd_kafka_poll(producer_.get(), 5);
+    }
+    if (counts_.failed > 0) {
       throw std::runtime_error(
-          "bench: raw produce: " + std::to_string(counts.delivered) + " of " +
-          std::to_string(count) + " delivered in time");
+          "bench: raw produce: " + std::to_string(counts_.failed) +
+          " messages failed: " + counts_.first_error);
     }
-    rd_kafka_poll(rk, 5);
   }
-  double seconds = SecondsSince(start);
-  if (counts.failed > 0) {
-    throw std::runtime_error(
-        "bench: raw produce: " + std::to_string(counts.failed) +
-        " messages failed: " + counts.first_error);
+
+ private:
+  KafkaHandle producer_;
+  const std::vector<Event>& events_;
+  std::string outbox_id_;
+  std::vector<std::string> payloads_;
+  DeliveryCounts counts_;  // written by the delivery callback, in Poll()
+};
+
+// Produces `count` messages like the relay's; returns messages/s until the
+// last delivery report.
+double MeasureRawProduce(const std::string& bootstrap,
+                         const std::vector<Event>& events,
+                         const std::string& outbox_id, std::int64_t count) {
+  RawProducer producer(bootstrap, events, outbox_id);
+  Clock::time_point start = Clock::now();
+  for (std::int64_t seq = 1; seq <= count; ++seq) {
+    producer.Produce("bench-raw", seq);
+    if (seq % 1000 == 0) producer.Poll();
   }
-  return count / seconds;
+  producer.WaitForReports(count);
+  return count / SecondsSince(start);
 }
 
 // Reads a topic from its beginning on a thread of its own and stamps each
@@ -595,6 +625,54 @@ struct LatencyFigures {
   double pickup_p99_ms = 0;
 };
 
+// Latency percentiles from the start times (steady clock, ns, indexed by
+// sequence; 0 for none) and a consumer's receipt stamps, skipping the
+// first `warm_up` sequences.
+LatencyFigures Latencies(const std::vector<std::int64_t>& start_ns,
+                         const StampingConsumer& consumer,
+                         std::size_t warm_up) {
+  LatencyFigures figures;
+  std::vector<double> latencies;
+  const std::vector<std::int64_t>& received = consumer.received_ns();
+  for (std::size_t seq = warm_up + 1; seq < start_ns.size(); ++seq) {
+    if (start_ns[seq] == 0) continue;
+    ++figures.events;
+    if (received[seq] == 0) {
+      ++figures.missing;
+      continue;
+    }
+    latencies.push_back((received[seq] - start_ns[seq]) / 1e6);
+  }
+  std::sort(latencies.begin(), latencies.end());
+  figures.p50_ms = Percentile(latencies, 50);
+  figures.p99_ms = Percentile(latencies, 99);
+  figures.max_ms = latencies.empty() ? 0 : latencies.back();
+  return figures;
+}
+
+// Waits until `consumer` has received `count` messages, or `timeout_s`.
+void WaitReceived(const StampingConsumer& consumer, std::int64_t count,
+                  double timeout_s) {
+  Clock::time_point start = Clock::now();
+  while (consumer.received() < count && SecondsSince(start) < timeout_s) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+// Calls `send(i)` for i = 0..count-1, the i-th at start + i / rate.
+template <typename Send>
+void Paced(double rate, std::size_t count, Send send) {
+  auto interval = std::chrono::duration<double>(1 / rate);
+  Clock::time_point start = Clock::now();
+  for (std::size_t i = 0; i < count; ++i) {
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(interval * i));
+    send(i);
+  }
+}
+
+constexpr std::size_t kWarmUp = 20;
+
 // One thread (this one) emits `rate` events per second for `seconds`, one
 // per transaction, with a relay and a StampingConsumer running.
 LatencyFigures MeasureLatency(const BenchOptions& options,
@@ -602,7 +680,6 @@ LatencyFigures MeasureLatency(const BenchOptions& options,
                               const std::string& bootstrap,
                               const std::vector<Event>& events, double rate,
                               double seconds) {
-  constexpr std::size_t kWarmUp = 20;
   const auto total = static_cast<std::size_t>(rate * seconds);
   auto db = Open(db_path);
   Emitter emitter(*db);
@@ -626,55 +703,53 @@ LatencyFigures MeasureLatency(const BenchOptions& options,
       commit_wall_us[seq] = wall.count();
     }
   };
-  auto wait_received = [&](std::int64_t count, double timeout_s) {
-    Clock::time_point start = Clock::now();
-    while (consumer.received() < count && SecondsSince(start) < timeout_s) {
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-  };
 
   // Warm-up: the consumer's first fetches and the producer's first
   // batches are not part of the figure.
-  for (std::size_t i = 0; i < kWarmUp; ++i) {
-    emit_one(i);
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  wait_received(kWarmUp, 10);
-
-  auto interval = std::chrono::duration<double>(1 / rate);
-  Clock::time_point start = Clock::now();
-  for (std::size_t i = 0; i < total; ++i) {
-    std::this_thread::sleep_until(
-        start + std::chrono::duration_cast<Clock::duration>(interval * i));
-    emit_one(i);
-  }
-  wait_received(static_cast<std::int64_t>(kWarmUp + total), 10);
+  Paced(100, kWarmUp, emit_one);
+  WaitReceived(consumer, kWarmUp, 10);
+  Paced(rate, total, [&](std::size_t i) { emit_one(kWarmUp + i); });
+  WaitReceived(consumer, static_cast<std::int64_t>(kWarmUp + total), 10);
   consumer.Stop();
   relay->Stop(std::chrono::seconds(5));
 
-  std::vector<double> latencies, pickups;
-  LatencyFigures figures;
+  LatencyFigures figures = Latencies(commit_ns, consumer, kWarmUp);
+  std::vector<double> pickups;
   const std::vector<std::int64_t>& received = consumer.received_ns();
   const std::vector<std::int64_t>& created = consumer.created_ms();
   for (std::size_t seq = kWarmUp + 1; seq < commit_ns.size(); ++seq) {
-    if (commit_ns[seq] == 0) continue;
-    ++figures.events;
-    if (received[seq] == 0) {
-      ++figures.missing;
-      continue;
-    }
-    latencies.push_back((received[seq] - commit_ns[seq]) / 1e6);
+    if (commit_ns[seq] == 0 || received[seq] == 0) continue;
     // CreateTime is whole milliseconds: take the middle of its millisecond.
     pickups.push_back(created[seq] + 0.5 - commit_wall_us[seq] / 1e3);
   }
-  std::sort(latencies.begin(), latencies.end());
   std::sort(pickups.begin(), pickups.end());
-  figures.p50_ms = Percentile(latencies, 50);
-  figures.p99_ms = Percentile(latencies, 99);
-  figures.max_ms = latencies.empty() ? 0 : latencies.back();
   figures.pickup_p50_ms = Percentile(pickups, 50);
   figures.pickup_p99_ms = Percentile(pickups, 99);
   return figures;
+}
+
+// The floor of MeasureLatency on this machine: plain librdkafka producing
+// the same messages at the same rate, from the produce call to the
+// consumer.
+LatencyFigures MeasureRawLatency(const std::string& bootstrap,
+                                 const std::vector<Event>& events, double rate,
+                                 double seconds) {
+  const auto total = static_cast<std::size_t>(rate * seconds);
+  RawProducer producer(bootstrap, events, NewEventStamp().id);
+  StampingConsumer consumer(bootstrap, "bench-e2e-raw", kWarmUp + total);
+  std::vector<std::int64_t> sent_ns(kWarmUp + total + 1, 0);
+  auto send = [&](std::size_t i) {
+    sent_ns[i + 1] = Nanos(Clock::now());
+    producer.Produce("bench-e2e-raw", static_cast<std::int64_t>(i + 1));
+    producer.Poll();
+  };
+  Paced(100, kWarmUp, send);
+  WaitReceived(consumer, kWarmUp, 10);
+  Paced(rate, total, [&](std::size_t i) { send(kWarmUp + i); });
+  producer.WaitForReports(static_cast<std::int64_t>(kWarmUp + total));
+  WaitReceived(consumer, static_cast<std::int64_t>(kWarmUp + total), 10);
+  consumer.Stop();
+  return Latencies(sent_ns, consumer, kWarmUp);
 }
 
 struct WriterFigures {
@@ -851,6 +926,13 @@ void RunLatency(const BenchOptions& options, const Plan& plan,
   r.e2e_max_ms = latency.max_ms;
   r.e2e_pickup_p50_ms = latency.pickup_p50_ms;
   r.e2e_pickup_p99_ms = latency.pickup_p99_ms;
+  Progress(options, "end to end p99 " + std::to_string(r.e2e_p99_ms) +
+                        " ms; the same with plain librdkafka");
+  LatencyFigures raw =
+      MeasureRawLatency(bootstrap, events, options.rate, plan.e2e_seconds);
+  r.raw_e2e_p50_ms = raw.p50_ms;
+  r.raw_e2e_p99_ms = raw.p99_ms;
+  r.raw_e2e_max_ms = raw.max_ms;
 }
 
 void RunWriterThreads(const BenchOptions& options, const Plan& plan,
@@ -887,7 +969,7 @@ BenchResults RunBenchmarks(const BenchOptions& options) {
   EmbeddedKafkaOptions kafka_options;
   kafka_options.partitions = kPartitions;
   kafka_options.topics = {"bench-drain", "bench-raw", "bench-e2e",
-                          "bench-multi"};
+                          "bench-e2e-raw", "bench-multi"};
   std::unique_ptr<EmbeddedKafka> kafka = EmbeddedKafka::Start(kafka_options);
   const std::string bootstrap = kafka->bootstrap_servers();
   if (options.run_drain) RunDrain(options, dir, bootstrap, events, r);

@@ -29,7 +29,9 @@
 //   is later than the relay's delivery report by the consumer's fetch (at
 //   most 1 ms of fetch.wait.max.ms plus a loopback round trip). The
 //   message's CreateTime (set when the relay hands it to librdkafka, in
-//   milliseconds) splits off the relay's pick-up time.
+//   milliseconds) splits off the relay's pick-up time. Baseline: plain
+//   librdkafka producing the same messages at the same rate, timed from
+//   the produce call to the same kind of consumer.
 // - 8 emitters: 8 threads, each with its own connection (busy timeout
 //   5 s) and Emitter, one event per transaction, the relay running;
 //   against 8 threads of plain INSERTs with no relay.
@@ -113,6 +115,12 @@ struct BenchResults {
   double e2e_max_ms = 0;
   double e2e_pickup_p50_ms = 0;
   double e2e_pickup_p99_ms = 0;
+
+  // The same measure for plain librdkafka producing at the same rate, from
+  // the produce call to the consumer: what Kafka and the consumer add.
+  double raw_e2e_p50_ms = 0;
+  double raw_e2e_p99_ms = 0;
+  double raw_e2e_max_ms = 0;
 
   // 8 threads, one event per transaction.
   double emitters_8_per_s = 0;

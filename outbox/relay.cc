@@ -184,9 +184,12 @@ class RelayImpl final : public Relay {
   bool TakeLease() {
     std::optional<LeaseInfo> before = store_->AcquireLease(
         owner_, host_, pid_, config_.lease_duration.count());
-    UpdateLeaseOwner(before ? owner_ : store_->ReadLease().owner);
-    if (!before) return false;
+    if (!before) {
+      UpdateLeaseOwner(store_->ReadLease().owner);
+      return false;
+    }
     holding_ = true;
+    UpdateLeaseOwner(owner_);
     setup_done_ = false;
     needs_reconcile_ = !before->clean_stop;
     previous_heartbeat_ms_ = before->heartbeat_at_ms;
@@ -220,6 +223,7 @@ class RelayImpl final : public Relay {
     producer_->Poll(&dropped);
     outcomes_.clear();
     holding_ = false;
+    UpdateLeaseOwner("");
     episode_ = false;
     cursor_ = 0;
     read_needed_ = true;
@@ -557,7 +561,11 @@ class RelayImpl final : public Relay {
   void Housekeeping() {
     Clock::time_point now = Clock::now();
     if (config_.retention.count() > 0 && now >= next_retention_) {
-      next_retention_ = now + kRetentionInterval;
+      // Short retentions (tests, small disks) are honoured within half
+      // their length.
+      next_retention_ =
+          now + std::min(kRetentionInterval,
+                         std::max(milliseconds(100), config_.retention / 2));
       std::int64_t before = NowMillis() - config_.retention.count();
       std::int64_t purged = 0;
       for (int i = 0; i < kRetentionBatchesPerPass; ++i) {

@@ -227,6 +227,91 @@ BOOST_FIXTURE_TEST_CASE(routes_send_types_to_their_topics, Fixture) {
   BOOST_TEST(Topic().empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(binary_mode_puts_attributes_in_headers, Fixture) {
+  RelayConfig config = TestConfig(path, *kafka, log);
+  config.content_mode = ContentMode::kBinary;
+  auto relay = Relay::Start(config);
+  std::vector<Committed> committed = service.Emit(5, 5);
+  BOOST_REQUIRE(WaitUntil([&] { return CountState(path, "delivered") == 5; },
+                          seconds(30)));
+  relay->Stop(seconds(5));
+
+  SQLite::Statement row(service.db(),
+                        "SELECT payload FROM sigevents_outbox WHERE seq = ?");
+  for (const ConsumedMessage& message : Topic()) {
+    std::int64_t seq = std::stoll(message.headers.at(kSeqHeader));
+    BOOST_TEST_CONTEXT("seq " << seq) {
+      row.bind(1, seq);
+      BOOST_REQUIRE(row.executeStep());
+      boost::json::object stored =
+          boost::json::parse(row.getColumn(0).getString()).as_object();
+      row.reset();
+      for (const char* attribute :
+           {"id", "time", "type", "source", "specversion"}) {
+        BOOST_TEST(message.headers.at(std::string("ce_") + attribute) ==
+                   stored.at(attribute).as_string());
+      }
+      BOOST_TEST(message.headers.at("content-type") == "application/json");
+      BOOST_TEST(boost::json::parse(message.value) == stored.at("data"));
+    }
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(retention_deletes_only_old_delivered_rows, Fixture) {
+  RelayConfig config = TestConfig(path, *kafka, log);
+  config.retention = milliseconds(300);
+  // A failed row must survive retention however old it is.
+  config.kafka["message.max.bytes"] = "4000";
+  auto relay = Relay::Start(config);
+  service.Emit(50, 5);
+  Committed big = service.EmitOne("user-1", 6000);
+  BOOST_REQUIRE(WaitUntil(
+      [&] {
+        return CountState(path, "delivered") == 0 &&
+               CountState(path, "failed") == 1 &&
+               CountState(path, "pending") == 0;
+      },
+      seconds(30)));
+  BOOST_TEST(relay->stats().purged_total == 50);
+  relay->Stop(seconds(5));
+  BOOST_TEST(Topic().size() == 50u);
+}
+
+BOOST_FIXTURE_TEST_CASE(statistics_describe_the_relay_and_the_outbox, Fixture) {
+  RelayConfig config = TestConfig(path, *kafka, log);
+  auto relay = Relay::Start(config);
+  service.Emit(30, 3);
+  BOOST_REQUIRE(WaitUntil(
+      [&] {
+        RelayStats stats = relay->stats();
+        return stats.delivered_total == 30 && stats.pending == 0;
+      },
+      seconds(30)));
+  RelayStats stats = relay->stats();
+  BOOST_TEST(RelayStateName(stats.state) == "connected");
+  BOOST_TEST(stats.lease_held);
+  BOOST_TEST(stats.lease_owner.find(":" + std::to_string(getpid()) + ":") !=
+             std::string::npos);
+  BOOST_TEST(stats.failed == 0);
+  BOOST_TEST(stats.reconciled_total == 0);
+
+  // Brokers away: events wait, and their age shows.
+  kafka->SetAllBrokersDown(true);
+  service.Emit(5, 5);
+  BOOST_REQUIRE(WaitUntil(
+      [&] {
+        RelayStats now = relay->stats();
+        return now.pending == 5 && now.oldest_pending_age_s >= 1.0;
+      },
+      seconds(30)));
+  kafka->SetAllBrokersDown(false);
+  BOOST_REQUIRE(WaitUntil([&] { return relay->stats().delivered_total == 35; },
+                          seconds(30)));
+  relay->Stop(seconds(5));
+  BOOST_TEST(RelayStateName(relay->stats().state) == "stopped");
+  BOOST_TEST(!relay->stats().lease_held);
+}
+
 // The path of the sigevents binary in the test's runfiles.
 std::string SigeventsBinary() { return "adapters/sigevents"; }
 
