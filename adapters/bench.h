@@ -11,9 +11,11 @@
 // What is measured (every rate in events per second):
 // - emit, batched and single: Emitter::Emit of pre-validated events, 1,000
 //   per caller transaction or one, against a plain prepared INSERT of the
-//   same bytes into a copy of the outbox table (same DDL and indexes, read
-//   from the outbox's own sqlite_master) in another file. Rounds alternate
-//   between the two; each figure is the median of its rounds.
+//   same bytes (made beforehand) into a copy of the outbox table (same DDL
+//   and indexes, read from the outbox's own sqlite_master) in another file.
+//   The two alternate in slices of a tenth of a round; the rates are the
+//   medians over the rounds and the ratio is the median of the rounds'
+//   ratios.
 // - relay drain: a relay started on an outbox holding `backlog` pending
 //   events, timed from Relay::Start until RelayStats counts every one
 //   delivered; against librdkafka producing the same messages (sizes, keys,

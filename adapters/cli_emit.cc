@@ -3,19 +3,18 @@
 // {"type": ..., "data": {...}} per line, and prints the id of each event
 // once its transaction has committed.
 
+#include <SQLiteCpp/Transaction.h>
 #include <poll.h>
 #include <unistd.h>
 
+#include <boost/json/serialize.hpp>
 #include <iostream>
 #include <optional>
-
-#include <SQLiteCpp/Transaction.h>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "adapters/cli.h"
 #include "adapters/ndjson.h"
 #include "emitter/emitter.h"
+#include "emitter/json_parse.h"
 #include "outbox/schema.h"
 
 namespace sigevents::cli {
@@ -105,7 +104,7 @@ class BatchEmitter {
 int RunEmit(int argc, char** argv, Io& io) {
   namespace po = boost::program_options;
   po::options_description options("options");
-  options.add_options()                                            //
+  options.add_options()                                                     //
       ("db", po::value<std::string>()->required(), "outbox database file")  //
       ("batch", po::value<long>()->default_value(1),
        "lines per transaction (a partial batch commits when input pauses)")  //
@@ -131,7 +130,8 @@ int RunEmit(int argc, char** argv, Io& io) {
   if (values.count("type") != 0) {
     json::object line{{"type", values["type"].as<std::string>()}};
     boost::system::error_code ec;
-    line["data"] = json::parse(values["data"].as<std::string>(), ec);
+    line["data"] =
+        ParseJson(values["data"].as<std::string>(), Event::kMaxDepth + 1, ec);
     if (ec) throw UsageError("--data is not valid JSON: " + ec.message());
     all_ok = emitter.Add(1, json::serialize(line)) && emitter.Commit();
     return all_ok ? 0 : 1;

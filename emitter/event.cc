@@ -1,6 +1,7 @@
 #include "emitter/event.h"
 
 #include <charconv>
+#include <cmath>
 #include <utility>
 
 #include <boost/json/serialize.hpp>
@@ -91,7 +92,10 @@ class FieldChecker {
       CheckUtf8(value.get_string(), where);
       return value.get_string();
     }
-    if (value.is_number()) return json::string(NumberText(value));
+    if (value.is_number()) {
+      CheckFinite(value, where);
+      return json::string(NumberText(value));
+    }
     Fail(EventErrorKind::kWrongShape, where + "expected a string, got " +
                                           std::string(KindOfValue(value)));
   }
@@ -139,6 +143,8 @@ class FieldChecker {
     }
     if (value.is_string()) {
       CheckUtf8(value.get_string(), "");
+    } else if (value.is_double()) {
+      CheckFinite(value, "");
     } else if (value.is_array()) {
       for (const json::value& item : value.get_array()) {
         CheckNested(item, depth + 1);
@@ -148,6 +154,16 @@ class FieldChecker {
         CheckUtf8(member.key(), "a key: ");
         CheckNested(member.value(), depth + 1);
       }
+    }
+  }
+
+  // NaN and infinity have no JSON form: serialized, they would make the
+  // envelope unreadable ("NaN"), or the entity id "nan". Only a value built
+  // in code can hold them; parsed text cannot.
+  void CheckFinite(const json::value& value, const std::string& where) const {
+    if (value.is_double() && !std::isfinite(value.get_double())) {
+      Fail(EventErrorKind::kNotJson,
+           where + "NaN or infinity, which JSON cannot hold");
     }
   }
 

@@ -9,6 +9,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -279,6 +280,29 @@ std::vector<HostileCase> Cases() {
       Refused("field with a no-break space", "user.suspended",
               UserDataWith("userId\xC2\xA0", "1"), kUnknownField,
               {suspended + "field \"userId\xC2\xA0\": unknown field"}),
+
+      // ---- Numbers JSON cannot hold (only values built in code) ----
+      Refused("NaN in a nested object", "server.updated",
+              ChangesData(json::object{{"n", std::nan("")}}), kNotJson,
+              {"event \"server.updated\": field \"changes\": NaN or "
+               "infinity, which JSON cannot hold"}),
+      Refused("infinity for the entity id", "user.suspended",
+              UserDataWith("userId", HUGE_VAL), kNotJson,
+              {suspended + "field \"userId\": NaN or infinity"}),
+      Refused("minus infinity in a string array",
+              "network.device.assigned.to.fabric",
+              json::object{{"fabricId", "42"},
+                           {"networkDeviceIds", json::array{"1", -HUGE_VAL}},
+                           {"fabricName", "f"}},
+              kNotJson,
+              {"field \"networkDeviceIds\": item 1: NaN or infinity"}),
+      Refused("infinity in an object array item", "instance.dns.updated",
+              json::object{
+                  {"instanceId", "1"},
+                  {"infrastructureId", "2"},
+                  {"dnsRecords", json::array{json::object{{"ttl", HUGE_VAL}}}},
+                  {"userIdAuthenticated", "3"}},
+              kNotJson, {"field \"dnsRecords\": NaN or infinity"}),
 
       // ---- Found by tests/fuzz ----
       // Names were quoted raw: a control character or newline in them
