@@ -52,7 +52,7 @@ constexpr int kWriterThreads = 8;
 // How big each measurement is.
 struct Plan {
   std::size_t batch_round;  // events per round, 1,000 per transaction
-  int batch_rounds;         // rounds of each kind, alternating
+  int batch_rounds;         // each interleaves emit and raw INSERT
   std::size_t single_round;
   int single_rounds;
   double e2e_seconds;
@@ -832,13 +832,20 @@ WriterFigures MeasureEmitters(const BenchOptions& options,
   std::unique_ptr<Relay> relay =
       Relay::Start(RelayFor(options, db_path, bootstrap, "bench-multi"));
   WaitUntilConnected(*relay);
+  // One per thread; members go in reverse order, the connection last.
+  struct Writer {
+    std::unique_ptr<SQLite::Database> db;
+    std::unique_ptr<Emitter> emitter;
+    std::size_t next = 0;
+  };
   WriterFigures figures = RunWriters(seconds, [&](int thread) {
-    auto db = std::shared_ptr<SQLite::Database>(Open(db_path));
-    auto emitter = std::make_shared<Emitter>(*db);
-    auto next = std::make_shared<std::size_t>(thread * 97);
-    return std::function<bool()>([db, emitter, next, &events] {
-      SQLite::Transaction txn(*db);
-      emitter->Emit(events[(*next)++ % events.size()]);
+    auto writer = std::make_shared<Writer>();
+    writer->db = Open(db_path);
+    writer->emitter = std::make_unique<Emitter>(*writer->db);
+    writer->next = static_cast<std::size_t>(thread) * 97;
+    return std::function<bool()>([writer, &events] {
+      SQLite::Transaction txn(*writer->db);
+      writer->emitter->Emit(events[writer->next++ % events.size()]);
       txn.commit();
       return true;
     });
@@ -857,24 +864,30 @@ WriterFigures MeasureRawWriters(const ScratchDir& dir,
     auto raw = Open(path);
     CreateRawTable(*outbox, *raw);
   }
+  // One per thread; members go in reverse order, the connection last.
+  struct Writer {
+    std::unique_ptr<SQLite::Database> db;
+    std::unique_ptr<RawInserter> inserter;
+    std::vector<RawRow> rows;
+    std::uint64_t next = 0;
+  };
   return RunWriters(seconds, [&](int thread) {
-    auto db = std::shared_ptr<SQLite::Database>(Open(path));
-    auto inserter = std::make_shared<RawInserter>(*db);
-    auto rows = std::make_shared<std::vector<RawRow>>(
-        MakeRawRows(events, kDistinctEvents));
-    auto next = std::make_shared<std::uint64_t>(0);
-    return std::function<bool()>([db, inserter, rows, next, thread] {
+    auto writer = std::make_shared<Writer>();
+    writer->db = Open(path);
+    writer->inserter = std::make_unique<RawInserter>(*writer->db);
+    writer->rows = MakeRawRows(events, kDistinctEvents);
+    return std::function<bool()>([writer, thread] {
       // The rows repeat; a counter in the id's last 12 hex digits keeps
       // each id unique at the same length.
-      RawRow row = (*rows)[*next % rows->size()];
+      RawRow row = writer->rows[writer->next % writer->rows.size()];
       char suffix[13];
       std::snprintf(
           suffix, sizeof(suffix), "%012llx",
           static_cast<unsigned long long>(
-              (static_cast<std::uint64_t>(thread) << 40) | (*next)++));
+              (static_cast<std::uint64_t>(thread) << 40) | writer->next++));
       row.id.replace(row.id.size() - 12, 12, suffix);
-      SQLite::Transaction txn(*db);
-      inserter->Insert(row);
+      SQLite::Transaction txn(*writer->db);
+      writer->inserter->Insert(row);
       txn.commit();
       return true;
     });

@@ -104,6 +104,11 @@ Audit AuditTopic(const std::vector<Committed>& committed,
     last = it->second->seq;
   }
   audit.lost = audit.committed - audit.delivered;
+  for (const Committed& c : committed) {
+    if (seen.count(c.id) == 0 && audit.lost_ids.size() < 10) {
+      audit.lost_ids.push_back(c.id + " (seq " + std::to_string(c.seq) + ")");
+    }
+  }
   return audit;
 }
 
@@ -112,7 +117,9 @@ void CheckExactlyOnceInOrder(const Audit& audit) {
                                   << audit.delivered << ", lost " << audit.lost
                                   << ", duplicated " << audit.duplicated
                                   << ", out of order " << audit.out_of_order);
-  BOOST_TEST(audit.lost == 0);
+  std::string lost;
+  for (const std::string& id : audit.lost_ids) lost += " " + id;
+  BOOST_TEST(audit.lost == 0, "lost:" << lost);
   BOOST_TEST(audit.duplicated == 0);
   BOOST_TEST(audit.out_of_order == 0);
   BOOST_TEST(audit.unknown == 0);

@@ -85,7 +85,8 @@ struct Audit {
   std::int64_t lost = 0;
   std::int64_t duplicated = 0;
   std::int64_t out_of_order = 0;
-  std::int64_t unknown = 0;  // messages of no committed event
+  std::int64_t unknown = 0;           // messages of no committed event
+  std::vector<std::string> lost_ids;  // the first few
 };
 
 Audit AuditTopic(const std::vector<Committed>& committed,
