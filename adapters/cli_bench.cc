@@ -263,6 +263,11 @@ void PrintTable(const Machine& machine, const bench::BenchOptions& options,
             ? ""
             : std::to_string(r.emitters_8_errors) + " transactions failed");
   }
+  if (options.run_inserts) {
+    out << "\nEmit ratios are medians of per-round ratios (emit and raw "
+           "INSERT interleaved),\nso they need not equal the quotient of "
+           "the median rates.\n";
+  }
 }
 
 // "emit,e2e" -> the sections to run; throws UsageError for an unknown one.
@@ -305,7 +310,7 @@ int RunBench(int argc, char** argv, Io& io) {
   po::variables_map values;
   if (!ParseArgs(argc, argv,
                  "sigevents bench [--json] [--quick] [--backlog N] "
-                 "[--rate R] [--dir PATH]\n\n"
+                 "[--rate R] [--only LIST] [--dir PATH]\n\n"
                  "Measures emit, the relay and end-to-end latency against "
                  "plain SQLite and plain\nlibrdkafka in the same run. Build "
                  "it optimized: bazel run -c opt //adapters:sigevents -- "

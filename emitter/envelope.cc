@@ -1,12 +1,11 @@
 #include "emitter/envelope.h"
 
+#include <boost/json/serialize.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
 #include <random>
-
-#include <boost/json/serialize.hpp>
 
 namespace sigevents {
 namespace {
@@ -71,9 +70,9 @@ class UuidV7Generator {
   }
 
   std::mutex mu_;
-  std::mt19937_64 random_;      // guarded by mu_
-  std::int64_t last_ms_ = 0;    // guarded by mu_
-  std::uint32_t counter_ = 0;   // guarded by mu_
+  std::mt19937_64 random_;     // guarded by mu_
+  std::int64_t last_ms_ = 0;   // guarded by mu_
+  std::uint32_t counter_ = 0;  // guarded by mu_
 };
 
 }  // namespace
@@ -100,18 +99,31 @@ std::string FormatRfc3339Millis(std::int64_t unix_ms) {
 }
 
 std::string SerializeEnvelope(const Event& event, const EventStamp& stamp) {
-  // boost::json::object keeps insertion order, which is the order of the
-  // specification's examples.
-  boost::json::object envelope;
-  envelope.reserve(7);
-  envelope.emplace("id", stamp.id);
-  envelope.emplace("time", stamp.time);
-  envelope.emplace("type", event.type());
-  envelope.emplace("source", ServiceSource(event.spec().service));
-  envelope.emplace("specversion", "1.0");
-  envelope.emplace("datacontenttype", "application/json");
-  envelope.emplace("data", event.data());
-  return boost::json::serialize(envelope);
+  // Written directly, in the specification's member order: the id (a
+  // UUID), the time and the catalog's type and source are ASCII with
+  // nothing to escape, so only the data goes through the JSON serializer.
+  // This is the hot part of emit(); building a JSON object first copied
+  // the whole data once more.
+  std::string data = boost::json::serialize(event.data());
+  std::string_view type = event.type();
+  std::string_view source = ServiceSource(event.spec().service);
+  std::string out;
+  out.reserve(128 + stamp.id.size() + stamp.time.size() + type.size() +
+              source.size() + data.size());
+  out += "{\"id\":\"";
+  out += stamp.id;
+  out += "\",\"time\":\"";
+  out += stamp.time;
+  out += "\",\"type\":\"";
+  out += type;
+  out += "\",\"source\":\"";
+  out += source;
+  out +=
+      "\",\"specversion\":\"1.0\",\"datacontenttype\":"
+      "\"application/json\",\"data\":";
+  out += data;
+  out += '}';
+  return out;
 }
 
 }  // namespace sigevents

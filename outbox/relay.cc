@@ -49,9 +49,11 @@ constexpr milliseconds kReadBackTimeout{30000};
 // How long to wait for brokers when fetching metadata.
 constexpr milliseconds kMetadataTimeout{2000};
 constexpr milliseconds kStatsInterval{1000};
+constexpr milliseconds kCheckpointInterval{1000};
 constexpr milliseconds kRetentionInterval{10000};
-constexpr int kRetentionBatch = 1000;
-constexpr int kRetentionBatchesPerPass = 20;
+// Retention examines windows of this many rows, a few windows a pass.
+constexpr int kRetentionWindow = 2000;
+constexpr int kRetentionWindowsPerPass = 10;
 
 bool MatchesRoute(const std::string& pattern, const std::string& type) {
   if (!pattern.empty() && pattern.back() == '*') {
@@ -170,13 +172,15 @@ class RelayImpl final : public Relay {
     if (Clock::now() >= next_heartbeat_ && !Renew()) return false;
 
     ServeReports();
+    // New events go out before the reports are recorded, so that they do
+    // not wait behind a write transaction.
+    bool more = !episode_ && Fill();
     if (!outcomes_.empty() && !Record()) return false;
     if (episode_) {
       FinishEpisodeWhenDrained();
       return false;
     }
-    bool more = Fill();
-    Housekeeping();
+    Housekeeping(more);
     if (!more) Sleep(config_.poll_interval);
     return true;
   }
@@ -465,7 +469,7 @@ class RelayImpl final : public Relay {
     std::size_t limit =
         std::min(config_.batch_size, config_.max_in_flight - in_flight);
     std::vector<PendingRow> rows = store_->ReadPending(cursor_, limit);
-    for (const PendingRow& row : rows) {
+    for (PendingRow& row : rows) {
       KafkaMessage message = ToMessage(row);
       std::string error;
       ProduceResult result = producer_->Produce(message, &error);
@@ -496,7 +500,8 @@ class RelayImpl final : public Relay {
     return more_pending_ || !outcomes_.empty();
   }
 
-  KafkaMessage ToMessage(const PendingRow& row) {
+  // Takes the row's payload.
+  KafkaMessage ToMessage(PendingRow& row) {
     KafkaMessage message;
     message.seq = row.seq;
     message.topic = TopicFor(row.type);
@@ -504,7 +509,7 @@ class RelayImpl final : public Relay {
     message.headers = {{kOutboxHeader, store_->outbox_id()},
                        {kSeqHeader, std::to_string(row.seq)}};
     if (config_.content_mode == ContentMode::kStructured) {
-      message.value = row.payload;
+      message.value = std::move(row.payload);
       message.headers.emplace_back("content-type", kStructuredContentType);
       return message;
     }
@@ -557,9 +562,15 @@ class RelayImpl final : public Relay {
         config_.kafka, [signal] { signal->Notify(); }, config_.log);
   }
 
-  // Retention and statistics, each at its own interval.
-  void Housekeeping() {
+  // Checkpoints, retention and statistics, each at its own interval; the
+  // costly ones wait while a backlog drains (`draining`).
+  void Housekeeping(bool draining) {
     Clock::time_point now = Clock::now();
+    if (now >= next_checkpoint_) {
+      next_checkpoint_ = now + kCheckpointInterval;
+      store_->Checkpoint();
+    }
+    if (draining) return;
     if (config_.retention.count() > 0 && now >= next_retention_) {
       // Short retentions (tests, small disks) are honoured within half
       // their length.
@@ -568,10 +579,10 @@ class RelayImpl final : public Relay {
                          std::max(milliseconds(100), config_.retention / 2));
       std::int64_t before = NowMillis() - config_.retention.count();
       std::int64_t purged = 0;
-      for (int i = 0; i < kRetentionBatchesPerPass; ++i) {
-        int deleted = store_->PurgeDelivered(before, kRetentionBatch);
-        purged += deleted;
-        if (deleted < kRetentionBatch) break;
+      for (int i = 0; i < kRetentionWindowsPerPass; ++i) {
+        purged += store_->PurgeDelivered(before, purge_cursor_,
+                                         kRetentionWindow, &purge_cursor_);
+        if (purge_cursor_ == 0) break;
       }
       if (purged > 0) {
         std::lock_guard<std::mutex> lock(stats_mu_);
@@ -713,6 +724,8 @@ class RelayImpl final : public Relay {
   std::string last_failure_kind_;
   Clock::time_point next_heartbeat_;
   Clock::time_point next_retention_;
+  Clock::time_point next_checkpoint_;
+  std::int64_t purge_cursor_ = 0;  // where retention goes on from
   Clock::time_point next_stats_;
 
   // Stop() and the thread.

@@ -3,6 +3,8 @@
 #include <SQLiteCpp/Transaction.h>
 #include <errno.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -10,6 +12,9 @@
 
 namespace sigevents {
 namespace {
+
+// How long a write waits for the lock before failing with SQLITE_BUSY.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
 // Runs `body` in a BEGIN IMMEDIATE transaction: the write lock is taken up
 // front, so the busy timeout applies instead of a failed lock upgrade.
@@ -58,7 +63,31 @@ RelayStore::RelayStore(const std::string& db_path)
                           " VALUES (?, ?, ?)"
                           " ON CONFLICT (topic, kafka_partition) DO UPDATE"
                           " SET next_offset = max(next_offset,"
-                          " excluded.next_offset)") {}
+                          " excluded.next_offset)") {
+  // Waiting for the write lock: retry every 100 microseconds rather than
+  // SQLite's default sleeps of up to 100 ms, which delayed every event
+  // behind a mark that met an emitter's commit. Gives up after about the
+  // usual busy timeout.
+  sqlite3_busy_handler(
+      db_->getHandle(),
+      [](void* self, int attempts) -> int {
+        auto& since = static_cast<RelayStore*>(self)->busy_since_;
+        auto now = std::chrono::steady_clock::now();
+        if (attempts == 0) since = now;
+        if (now - since >= kBusyTimeout) return 0;
+        usleep(100);
+        return 1;
+      },
+      this);
+  // No checkpoint inside the relay's commits, which it makes while events
+  // wait; Checkpoint() runs between sends instead.
+  db_->exec("PRAGMA wal_autocheckpoint = 0");
+}
+
+void RelayStore::Checkpoint() {
+  sqlite3_wal_checkpoint_v2(db_->getHandle(), nullptr,
+                            SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+}
 
 LeaseInfo RelayStore::ReadLease() {
   SQLite::Statement query(*db_,
@@ -275,14 +304,32 @@ void RelayStore::SetClusterId(const std::string& cluster_id) {
   });
 }
 
-int RelayStore::PurgeDelivered(std::int64_t before_ms, int limit) {
+int RelayStore::PurgeDelivered(std::int64_t before_ms, std::int64_t after_seq,
+                               int window, std::int64_t* next_seq) {
+  // The window: the `window` rows after `after_seq`, by seq. created_at
+  // grows with seq, so once a window reaches rows created after the cutoff
+  // no later row can have been delivered before it.
+  SQLite::Statement bounds(*db_,
+                           "SELECT max(seq), max(created_at) FROM"
+                           " (SELECT seq, created_at FROM sigevents_outbox"
+                           "  WHERE seq > ? ORDER BY seq LIMIT ?)");
+  bounds.bind(1, after_seq);
+  bounds.bind(2, window);
+  bounds.executeStep();
+  if (bounds.getColumn(0).isNull()) {
+    *next_seq = 0;
+    return 0;
+  }
+  std::int64_t last = bounds.getColumn(0).getInt64();
+  *next_seq = bounds.getColumn(1).getInt64() < before_ms ? last : 0;
+
   SQLite::Statement purge(*db_,
-                          "DELETE FROM sigevents_outbox WHERE seq IN"
-                          " (SELECT seq FROM sigevents_outbox"
-                          "  WHERE state = 'delivered' AND delivered_at < ?"
-                          "  ORDER BY seq LIMIT ?)");
-  purge.bind(1, before_ms);
-  purge.bind(2, limit);
+                          "DELETE FROM sigevents_outbox"
+                          " WHERE seq > ? AND seq <= ?"
+                          " AND state = 'delivered' AND delivered_at < ?");
+  purge.bind(1, after_seq);
+  purge.bind(2, last);
+  purge.bind(3, before_ms);
   return purge.exec();
 }
 

@@ -13,6 +13,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -119,8 +120,17 @@ class RelayStore {
   std::string ClusterId();
   void SetClusterId(const std::string& cluster_id);
 
-  // Deletes up to `limit` delivered rows delivered before `before_ms`.
-  int PurgeDelivered(std::int64_t before_ms, int limit);
+  // Copies the WAL back into the database file as far as readers allow
+  // (SQLite's passive checkpoint). The relay's connection does not
+  // checkpoint by itself.
+  void Checkpoint();
+
+  // Deletes the rows delivered before `before_ms` among the `window` rows
+  // that follow `after_seq`, so that one call touches a bounded part of the
+  // table. Sets `next_seq` to where the next call should start, or to 0
+  // when no later row can be old enough. Returns how many it deleted.
+  int PurgeDelivered(std::int64_t before_ms, std::int64_t after_seq, int window,
+                     std::int64_t* next_seq);
 
   struct Counts {
     std::int64_t pending = 0;
@@ -133,6 +143,7 @@ class RelayStore {
   std::unique_ptr<SQLite::Database> db_;
   std::string outbox_id_;
   std::int64_t data_version_ = -1;
+  std::chrono::steady_clock::time_point busy_since_;  // of the current wait
   SQLite::Statement read_pending_;
   SQLite::Statement mark_delivered_;
   SQLite::Statement mark_failed_;
