@@ -328,13 +328,8 @@ class RelayImpl final : public Relay {
       Fail("readback_failed", result.error);
       return false;
     }
-    std::vector<FoundMessage> found;
-    found.reserve(result.hits.size());
-    for (const ReadBackHit& hit : result.hits) {
-      found.push_back(
-          FoundMessage{hit.seq, hit.topic, hit.partition, hit.offset});
-    }
-    std::int64_t marked = store_->RecordFound(owner_, found, result.read_to);
+    std::int64_t marked =
+        store_->RecordFound(owner_, result.hits, result.read_to);
     if (marked < 0) {
       LoseLease();
       return false;

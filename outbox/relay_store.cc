@@ -230,13 +230,13 @@ bool RelayStore::RecordOutcomes(const std::string& owner,
 }
 
 std::int64_t RelayStore::RecordFound(
-    const std::string& owner, const std::vector<FoundMessage>& found,
+    const std::string& owner, const std::vector<ReadBackHit>& found,
     const std::map<TopicPartition, std::int64_t>& read_to) {
   return InWriteTransaction(*db_, [&]() -> std::int64_t {
     if (!Heartbeat(owner)) return -1;
     std::int64_t changed = 0;
     std::int64_t now = NowMillis();
-    for (const FoundMessage& message : found) {
+    for (const ReadBackHit& message : found) {
       mark_delivered_.bind(1, now);
       mark_delivered_.bind(2, message.topic);
       mark_delivered_.bind(3, message.partition);

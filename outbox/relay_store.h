@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/kafka.h"
+
 namespace sigevents {
 
 struct PendingRow {
@@ -45,14 +47,6 @@ struct RowOutcome {
   std::int32_t partition = -1;
   std::int64_t offset = -1;
   std::string error;
-};
-
-// A message of this outbox found in Kafka by a read-back.
-struct FoundMessage {
-  std::int64_t seq = 0;
-  std::string topic;
-  std::int32_t partition = -1;
-  std::int64_t offset = -1;
 };
 
 struct LeaseInfo {
@@ -103,9 +97,10 @@ class RelayStore {
                       const std::vector<RowOutcome>& outcomes);
 
   // Marks the rows found by a read-back as delivered (those still pending)
-  // and moves the checkpoints to `read_to`. Returns how many rows changed.
+  // and moves the checkpoints to `read_to`. Returns how many rows changed,
+  // or -1 (writing nothing) when `owner` lost the lease.
   std::int64_t RecordFound(
-      const std::string& owner, const std::vector<FoundMessage>& found,
+      const std::string& owner, const std::vector<ReadBackHit>& found,
       const std::map<TopicPartition, std::int64_t>& read_to);
 
   // The offset to read back from, per topic partition.
