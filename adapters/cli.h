@@ -11,16 +11,15 @@
 #ifndef SIGEVENTS_ADAPTERS_CLI_H_
 #define SIGEVENTS_ADAPTERS_CLI_H_
 
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/positional_options.hpp>
+#include <boost/program_options/variables_map.hpp>
 #include <chrono>
 #include <iosfwd>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <boost/program_options/options_description.hpp>
-#include <boost/program_options/positional_options.hpp>
-#include <boost/program_options/variables_map.hpp>
 
 #include "outbox/log.h"
 

@@ -1,7 +1,6 @@
+#include <boost/program_options/parsers.hpp>
 #include <cctype>
 #include <iostream>
-
-#include <boost/program_options/parsers.hpp>
 
 #include "adapters/cli.h"
 

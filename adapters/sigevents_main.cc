@@ -20,8 +20,7 @@ const std::vector<Command>& Commands() {
       {"purge", "delete old delivered events", &RunPurge},
       {"check", "health probe: exit 0 healthy, 1 not, 2 unknown", &RunCheck},
       {"metrics", "the outbox's figures for Prometheus", &RunMetrics},
-      {"bench", "measure the module against plain SQLite and Kafka",
-       &RunBench},
+      {"bench", "measure the module against plain SQLite and Kafka", &RunBench},
       {"demo", "three services emit every event type; watch them arrive",
        &RunDemo},
   };

@@ -41,9 +41,13 @@ const EventSpec kEventSpecs[] = {
 #define SIGEVENTS_SCHEMA_BEGIN(schema, key)
 #define SIGEVENTS_FIELD(schema, name, shape)
 #define SIGEVENTS_SCHEMA_END(schema)
-#define SIGEVENTS_EVENT(cls, type, service, schema, description)         \
-  EventSpec{EventType::k##cls, type,          Service::service,          \
-            description,       #schema,       k##schema##Key,            \
+#define SIGEVENTS_EVENT(cls, type, service, schema, description) \
+  EventSpec{EventType::k##cls,                                   \
+            type,                                                \
+            Service::service,                                    \
+            description,                                         \
+            #schema,                                             \
+            k##schema##Key,                                      \
             MakeFieldList(k##schema##Fields)},
 #include "emitter/catalog.inc"
 #undef SIGEVENTS_SCHEMA_BEGIN

@@ -6,8 +6,8 @@
 // catalog; validation, the typed builders in events.h, the command line and
 // the documentation all read it from here.
 //
-//   const sigevents::EventSpec* spec = sigevents::FindEventSpec("user.created");
-//   if (spec != nullptr) {
+//   const sigevents::EventSpec* spec =
+//   sigevents::FindEventSpec("user.created"); if (spec != nullptr) {
 //     for (const sigevents::FieldSpec& field : spec->fields()) { ... }
 //   }
 //
@@ -61,7 +61,7 @@ class FieldList {
 
 struct EventSpec {
   EventType id;
-  std::string_view type;         // "server.registered"
+  std::string_view type;  // "server.registered"
   Service service;
   std::string_view description;  // one line, from the specification's table
   std::string_view schema;       // name of the shared field list

@@ -2,15 +2,16 @@
 // specification's examples, the envelope built from the example's data.
 
 #define BOOST_TEST_MODULE catalog_test
+#include "emitter/catalog.h"
+
 #include <boost/json/parse.hpp>
-#include <fstream>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <string>
 
-#include "emitter/catalog.h"
 #include "emitter/envelope.h"
 #include "emitter/event.h"
 
@@ -65,8 +66,7 @@ BOOST_AUTO_TEST_CASE(source_service_follows_the_type_prefix) {
       int matched = 0;
       for (const Row& row : rows) {
         if (spec.type.rfind(row.prefix, 0) == 0) {
-          BOOST_TEST(ServiceName(spec.service) ==
-                     ServiceName(row.service));
+          BOOST_TEST(ServiceName(spec.service) == ServiceName(row.service));
           ++matched;
         }
       }
@@ -93,14 +93,15 @@ BOOST_AUTO_TEST_CASE(every_example_of_the_specification_is_reproduced) {
       std::string published = SerializeEnvelope(event, stamp);
       json::object actual = json::parse(published).as_object();
 
-      BOOST_TEST(std::regex_match(std::string(actual.at("id").as_string()),
-                                  uuid_v7));
+      BOOST_TEST(
+          std::regex_match(std::string(actual.at("id").as_string()), uuid_v7));
       BOOST_TEST(std::regex_match(std::string(actual.at("time").as_string()),
                                   rfc3339));
       actual["id"] = expected.at("id");
       actual["time"] = expected.at("time");
       BOOST_TEST(json::serialize(actual) == json::serialize(expected));
-      BOOST_TEST(Keys(actual) == Keys(expected), boost::test_tools::per_element());
+      BOOST_TEST(Keys(actual) == Keys(expected),
+                 boost::test_tools::per_element());
       BOOST_TEST(Keys(actual.at("data").as_object()) ==
                      Keys(expected.at("data").as_object()),
                  boost::test_tools::per_element());

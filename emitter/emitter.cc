@@ -1,8 +1,7 @@
 #include "emitter/emitter.h"
 
-#include <sqlite3.h>
-
 #include <SQLiteCpp/Exception.h>
+#include <sqlite3.h>
 
 #include "emitter/envelope.h"
 #include "emitter/utf8.h"

@@ -44,13 +44,13 @@
 #ifndef SIGEVENTS_EMITTER_EMITTER_H_
 #define SIGEVENTS_EMITTER_EMITTER_H_
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 
 #include "emitter/event.h"
 #include "emitter/events.h"
@@ -79,9 +79,9 @@ class EmitError : public std::runtime_error {
 
 // What Emit() wrote.
 struct EmitReceipt {
-  std::int64_t seq = 0;     // the outbox sequence number
-  std::string id;           // the CloudEvents id, a UUID version 7
-  std::size_t size = 0;     // bytes of the published JSON
+  std::int64_t seq = 0;  // the outbox sequence number
+  std::string id;        // the CloudEvents id, a UUID version 7
+  std::size_t size = 0;  // bytes of the published JSON
 };
 
 class Emitter {

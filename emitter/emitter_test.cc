@@ -114,8 +114,9 @@ BOOST_AUTO_TEST_CASE(bad_event_writes_nothing_and_keeps_the_transaction) {
 
   SQLite::Transaction txn(*db);
   BOOST_CHECK_THROW(emitter.Emit(Suspension("")), EventError);
-  BOOST_CHECK_THROW(emitter.Emit(Suspension("1").message(std::string(3000, 'x'))),
-                    EventError);
+  BOOST_CHECK_THROW(
+      emitter.Emit(Suspension("1").message(std::string(3000, 'x'))),
+      EventError);
   emitter.Emit(Suspension("2"));
   txn.commit();
   BOOST_TEST(OutboxRows(*db) == 1);
@@ -132,8 +133,9 @@ BOOST_AUTO_TEST_CASE(schema_is_created_once_and_is_versioned) {
                             " WHERE key = 'schema_version'")
                  .getString() == "1");
 
-  db->exec("UPDATE sigevents_meta SET value = '2'"
-           " WHERE key = 'schema_version'");
+  db->exec(
+      "UPDATE sigevents_meta SET value = '2'"
+      " WHERE key = 'schema_version'");
   BOOST_CHECK_THROW(Emitter third(*db), SchemaError);
 }
 
@@ -163,8 +165,8 @@ BOOST_AUTO_TEST_CASE(eight_threads_emit_in_commit_order) {
           SQLite::Transaction txn(*db, SQLite::TransactionBehavior::IMMEDIATE);
           db->exec("UPDATE commits SET n = n + 1");
           long long n = db->execAndGet("SELECT n FROM commits").getInt64();
-          emitter.Emit(Suspension(std::to_string(t))
-                           .message(std::to_string(n)));
+          emitter.Emit(
+              Suspension(std::to_string(t)).message(std::to_string(n)));
           txn.commit();
         }
       } catch (const std::exception& e) {

@@ -23,8 +23,9 @@ namespace sigevents {
 // whose timestamp is `unix_ms`; ids made by one process are strictly
 // increasing, even within one millisecond.
 struct EventStamp {
-  std::string id;    // "0193a5c2-7f1e-7d3a-9b2c-4e5f6a7b8c9d"
-  std::string time;  // RFC 3339 UTC with milliseconds: "2025-01-01T12:00:00.000Z"
+  std::string id;  // "0193a5c2-7f1e-7d3a-9b2c-4e5f6a7b8c9d"
+  std::string
+      time;  // RFC 3339 UTC with milliseconds: "2025-01-01T12:00:00.000Z"
   std::int64_t unix_ms = 0;
 };
 

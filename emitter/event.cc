@@ -1,10 +1,9 @@
 #include "emitter/event.h"
 
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <cmath>
 #include <utility>
-
-#include <boost/json/serialize.hpp>
 
 #include "emitter/json_parse.h"
 #include "emitter/utf8.h"
@@ -96,8 +95,8 @@ class FieldChecker {
       CheckFinite(value, where);
       return json::string(NumberText(value));
     }
-    Fail(EventErrorKind::kWrongShape, where + "expected a string, got " +
-                                          std::string(KindOfValue(value)));
+    Fail(EventErrorKind::kWrongShape,
+         where + "expected a string, got " + std::string(KindOfValue(value)));
   }
 
   json::value StringArray(const json::value& value) const {
@@ -123,9 +122,9 @@ class FieldChecker {
     std::size_t index = 0;
     for (const json::value& item : value.get_array()) {
       if (!item.is_object()) {
-        Fail(EventErrorKind::kWrongShape,
-             "item " + std::to_string(index) + ": expected an object, got " +
-                 std::string(KindOfValue(item)));
+        Fail(EventErrorKind::kWrongShape, "item " + std::to_string(index) +
+                                              ": expected an object, got " +
+                                              std::string(KindOfValue(item)));
       }
       ++index;
     }
@@ -137,9 +136,9 @@ class FieldChecker {
   // deeper than Event::kMaxDepth.
   void CheckNested(const json::value& value, int depth) const {
     if (depth > Event::kMaxDepth) {
-      Fail(EventErrorKind::kTooDeep,
-           "nested deeper than " + std::to_string(Event::kMaxDepth) +
-               " levels");
+      Fail(
+          EventErrorKind::kTooDeep,
+          "nested deeper than " + std::to_string(Event::kMaxDepth) + " levels");
     }
     if (value.is_string()) {
       CheckUtf8(value.get_string(), "");
@@ -226,8 +225,8 @@ std::string_view EventErrorKindName(EventErrorKind kind) {
   return "unknown";
 }
 
-EventError::EventError(EventErrorKind kind, std::string type,
-                       std::string field, std::string reason)
+EventError::EventError(EventErrorKind kind, std::string type, std::string field,
+                       std::string reason)
     : std::runtime_error(DescribeError(type, field, reason)),
       kind_(kind),
       type_(std::move(type)),
@@ -244,10 +243,9 @@ Event Event::FromObject(const EventSpec& spec, const json::object& data) {
     if (spec.FindField(member.key()) == nullptr) {
       std::string name(member.key());
       if (!IsValidUtf8(name)) name = "(invalid UTF-8)";
-      throw EventError(EventErrorKind::kUnknownField, std::string(spec.type),
-                       name,
-                       "unknown field; the fields of this type are " +
-                           FieldNames(spec));
+      throw EventError(
+          EventErrorKind::kUnknownField, std::string(spec.type), name,
+          "unknown field; the fields of this type are " + FieldNames(spec));
     }
   }
 
@@ -257,9 +255,9 @@ Event Event::FromObject(const EventSpec& spec, const json::object& data) {
     FieldChecker checker(spec, field.name);
     const json::value* value = data.if_contains(field.name);
     if (value == nullptr) {
-      checker.Fail(EventErrorKind::kMissingField,
-                   "missing (expected " + std::string(ShapeName(field.shape)) +
-                       ")");
+      checker.Fail(
+          EventErrorKind::kMissingField,
+          "missing (expected " + std::string(ShapeName(field.shape)) + ")");
     }
     normalized.emplace(field.name, checker.Check(field.shape, *value));
   }
@@ -277,9 +275,9 @@ Event Event::FromObject(const EventSpec& spec, const json::object& data) {
 Event Event::FromJson(std::string_view type, const json::value& data) {
   const EventSpec& spec = RequireSpec(type);
   if (!data.is_object()) {
-    throw EventError(EventErrorKind::kWrongShape, std::string(spec.type), "",
-                     "data must be a JSON object, got " +
-                         std::string(KindOfValue(data)));
+    throw EventError(
+        EventErrorKind::kWrongShape, std::string(spec.type), "",
+        "data must be a JSON object, got " + std::string(KindOfValue(data)));
   }
   return FromObject(spec, data.get_object());
 }

@@ -20,12 +20,11 @@
 #ifndef SIGEVENTS_EMITTER_EVENT_H_
 #define SIGEVENTS_EMITTER_EVENT_H_
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "emitter/catalog.h"
 

@@ -2,6 +2,8 @@
 // message, and the normalizations the specification asks for.
 
 #define BOOST_TEST_MODULE event_test
+#include "emitter/event.h"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
@@ -9,7 +11,6 @@
 #include <string>
 
 #include "emitter/envelope.h"
-#include "emitter/event.h"
 #include "emitter/events.h"
 #include "emitter/utf8.h"
 
@@ -144,7 +145,9 @@ BOOST_AUTO_TEST_CASE(builder_strings_are_checked_for_utf8_and_depth) {
        },
        EventErrorKind::kInvalidUtf8},
       {"missing field in a builder",
-       [] { return events::NetworkDeviceArchived().networkDeviceId("1").Build(); },
+       [] {
+         return events::NetworkDeviceArchived().networkDeviceId("1").Build();
+       },
        EventErrorKind::kMissingField},
       {"deeply nested changes",
        [&deep] {
@@ -227,15 +230,15 @@ BOOST_AUTO_TEST_CASE(utf8_validation_table) {
   const Case cases[] = {
       {"", ok},
       {"plain ascii", ok},
-      {"\xC3\xA9", ok},                  // é
-      {"\xE2\x82\xAC", ok},              // €
-      {"\xF4\x8F\xBF\xBF", ok},          // U+10FFFF
-      {"a\xC0\xAF", 1},                  // overlong '/'
-      {"\xE0\x80\xAF", 0},               // overlong, three bytes
-      {"\xED\xA0\x80", 0},               // surrogate
-      {"\xF4\x90\x80\x80", 0},           // above U+10FFFF
-      {"ab\xE2\x82", 2},                 // truncated
-      {"\x80", 0},                       // lone continuation byte
+      {"\xC3\xA9", ok},          // é
+      {"\xE2\x82\xAC", ok},      // €
+      {"\xF4\x8F\xBF\xBF", ok},  // U+10FFFF
+      {"a\xC0\xAF", 1},          // overlong '/'
+      {"\xE0\x80\xAF", 0},       // overlong, three bytes
+      {"\xED\xA0\x80", 0},       // surrogate
+      {"\xF4\x90\x80\x80", 0},   // above U+10FFFF
+      {"ab\xE2\x82", 2},         // truncated
+      {"\x80", 0},               // lone continuation byte
   };
   for (const Case& c : cases) {
     BOOST_TEST_CONTEXT("text of " << c.text.size() << " bytes") {

@@ -21,16 +21,15 @@
 #ifndef SIGEVENTS_EMITTER_EVENTS_H_
 #define SIGEVENTS_EMITTER_EVENTS_H_
 
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/string.hpp>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/string.hpp>
 
 #include "emitter/catalog.h"
 #include "emitter/event.h"
@@ -69,41 +68,42 @@ class EventBuilder {
 namespace events {
 
 // One base class per schema, holding the setters of its fields.
-#define SIGEVENTS_SETTER_kString(schema, name)                          \
-  schema##Fields& name(std::string_view value) {                        \
-    SetString(#name, value);                                            \
-    return *this;                                                       \
-  }                                                                     \
-  template <typename Int, typename = std::enable_if_t<                  \
-                              std::is_integral_v<Int> &&                \
-                              !std::is_same_v<Int, bool>>>              \
-  schema##Fields& name(Int value) {                                     \
-    SetString(#name, std::to_string(value));                            \
-    return *this;                                                       \
+#define SIGEVENTS_SETTER_kString(schema, name)                       \
+  schema##Fields& name(std::string_view value) {                     \
+    SetString(#name, value);                                         \
+    return *this;                                                    \
+  }                                                                  \
+  template <typename Int,                                            \
+            typename = std::enable_if_t<std::is_integral_v<Int> &&   \
+                                        !std::is_same_v<Int, bool>>> \
+  schema##Fields& name(Int value) {                                  \
+    SetString(#name, std::to_string(value));                         \
+    return *this;                                                    \
   }
-#define SIGEVENTS_SETTER_kStringArray(schema, name)                     \
-  schema##Fields& name(const std::vector<std::string>& values) {        \
-    SetStrings(#name, values);                                          \
-    return *this;                                                       \
+#define SIGEVENTS_SETTER_kStringArray(schema, name)              \
+  schema##Fields& name(const std::vector<std::string>& values) { \
+    SetStrings(#name, values);                                   \
+    return *this;                                                \
   }
-#define SIGEVENTS_SETTER_kObjectArray(schema, name)                     \
-  schema##Fields& name(boost::json::array value) {                      \
-    SetValue(#name, std::move(value));                                  \
-    return *this;                                                       \
+#define SIGEVENTS_SETTER_kObjectArray(schema, name) \
+  schema##Fields& name(boost::json::array value) {  \
+    SetValue(#name, std::move(value));              \
+    return *this;                                   \
   }
-#define SIGEVENTS_SETTER_kObject(schema, name)                          \
-  schema##Fields& name(boost::json::object value) {                     \
-    SetValue(#name, std::move(value));                                  \
-    return *this;                                                       \
+#define SIGEVENTS_SETTER_kObject(schema, name)      \
+  schema##Fields& name(boost::json::object value) { \
+    SetValue(#name, std::move(value));              \
+    return *this;                                   \
   }
 
-#define SIGEVENTS_SCHEMA_BEGIN(schema, key)       \
-  class schema##Fields : public EventBuilder {    \
-   protected:                                     \
-    using EventBuilder::EventBuilder;             \
-                                                  \
+#define SIGEVENTS_SCHEMA_BEGIN(schema, key)    \
+  class schema##Fields : public EventBuilder { \
+   protected:                                  \
+    using EventBuilder::EventBuilder;          \
+                                               \
    public:
-#define SIGEVENTS_FIELD(schema, name, shape) SIGEVENTS_SETTER_##shape(schema, name)
+#define SIGEVENTS_FIELD(schema, name, shape) \
+  SIGEVENTS_SETTER_##shape(schema, name)
 #define SIGEVENTS_SCHEMA_END(schema) \
   }                                  \
   ;

@@ -20,13 +20,13 @@
 #ifndef SIGEVENTS_OUTBOX_COMMIT_SIGNAL_H_
 #define SIGEVENTS_OUTBOX_COMMIT_SIGNAL_H_
 
+#include <SQLiteCpp/Database.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
-
-#include <SQLiteCpp/Database.h>
 
 namespace sigevents {
 

@@ -125,11 +125,11 @@ std::string_view RelayStateName(RelayState state);
 
 struct RelayStats {
   RelayState state = RelayState::kStarting;
-  std::string lease_owner;         // who holds the lease, "" when nobody
-  bool lease_held = false;         // whether this relay holds it
-  std::int64_t pending = 0;        // rows waiting, from the last count
-  std::int64_t failed = 0;         // rows Kafka refused for good
-  std::int64_t in_flight = 0;      // handed to librdkafka, not yet reported
+  std::string lease_owner;            // who holds the lease, "" when nobody
+  bool lease_held = false;            // whether this relay holds it
+  std::int64_t pending = 0;           // rows waiting, from the last count
+  std::int64_t failed = 0;            // rows Kafka refused for good
+  std::int64_t in_flight = 0;         // handed to librdkafka, not yet reported
   std::int64_t delivered_total = 0;   // marked delivered by this relay
   std::int64_t failed_total = 0;      // marked failed by this relay
   std::int64_t reconciled_total = 0;  // found in Kafka by a read-back

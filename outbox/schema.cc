@@ -1,10 +1,9 @@
 #include "outbox/schema.h"
 
-#include <sqlite3.h>
-
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
 
 #include "emitter/envelope.h"
 
@@ -164,8 +163,8 @@ std::string ReadOutboxId(SQLite::Database& db) {
 
 std::unique_ptr<SQLite::Database> OpenDatabase(const std::string& path,
                                                const OpenOptions& options) {
-  int flags = options.read_only ? SQLite::OPEN_READONLY
-                                : SQLite::OPEN_READWRITE;
+  int flags =
+      options.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
   if (!options.read_only && options.create) flags |= SQLite::OPEN_CREATE;
   try {
     auto db = std::make_unique<SQLite::Database>(path, flags,

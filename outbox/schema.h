@@ -27,11 +27,11 @@
 #ifndef SIGEVENTS_OUTBOX_SCHEMA_H_
 #define SIGEVENTS_OUTBOX_SCHEMA_H_
 
+#include <SQLiteCpp/Database.h>
+
 #include <memory>
 #include <stdexcept>
 #include <string>
-
-#include <SQLiteCpp/Database.h>
 
 namespace sigevents {
 

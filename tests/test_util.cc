@@ -10,8 +10,8 @@ namespace sigevents::testing {
 
 ScratchDir::ScratchDir() {
   const char* base = getenv("TEST_TMPDIR");
-  std::string pattern = std::string(base != nullptr ? base : "/tmp") +
-                        "/sigevents-XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr ? base : "/tmp") + "/sigevents-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp " + pattern + " failed");
   }
