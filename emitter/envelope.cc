@@ -91,7 +91,7 @@ std::string FormatRfc3339Millis(std::int64_t unix_ms) {
   }
   std::tm utc{};
   gmtime_r(&seconds, &utc);
-  char text[32];
+  char text[80];  // room for any int the compiler cannot rule out
   std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
                 utc.tm_min, utc.tm_sec, millis);
