@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "outbox/schema.h"
@@ -181,6 +182,30 @@ bool RelayStore::DataChanged() {
   return changed;
 }
 
+int RelayStore::MarkDelivered(std::int64_t seq, const std::string& topic,
+                              std::int32_t partition, std::int64_t offset,
+                              std::int64_t now_ms) {
+  mark_delivered_.bind(1, now_ms);
+  mark_delivered_.bind(2, topic);
+  mark_delivered_.bind(3, partition);
+  mark_delivered_.bind(4, offset);
+  mark_delivered_.bind(5, seq);
+  int changed = mark_delivered_.exec();
+  mark_delivered_.reset();
+  return changed;
+}
+
+void RelayStore::AdvanceCheckpoints(
+    const std::map<TopicPartition, std::int64_t>& next_offsets) {
+  for (const auto& [partition, next] : next_offsets) {
+    advance_checkpoint_.bind(1, partition.first);
+    advance_checkpoint_.bind(2, partition.second);
+    advance_checkpoint_.bind(3, next);
+    advance_checkpoint_.exec();
+    advance_checkpoint_.reset();
+  }
+}
+
 bool RelayStore::RecordOutcomes(const std::string& owner,
                                 const std::vector<RowOutcome>& outcomes) {
   return InWriteTransaction(*db_, [&] {
@@ -188,43 +213,30 @@ bool RelayStore::RecordOutcomes(const std::string& owner,
     std::int64_t now = NowMillis();
     std::map<TopicPartition, std::int64_t> next_offsets;
     for (const RowOutcome& outcome : outcomes) {
-      SQLite::Statement* statement = nullptr;
       switch (outcome.kind) {
-        case RowOutcome::Kind::kDelivered:
-          statement = &mark_delivered_;
-          statement->bind(1, now);
-          statement->bind(2, outcome.topic);
-          statement->bind(3, outcome.partition);
-          statement->bind(4, outcome.offset);
-          statement->bind(5, outcome.seq);
-          {
-            std::int64_t& next =
-                next_offsets[{outcome.topic, outcome.partition}];
-            if (outcome.offset + 1 > next) next = outcome.offset + 1;
-          }
+        case RowOutcome::Kind::kDelivered: {
+          MarkDelivered(outcome.seq, outcome.topic, outcome.partition,
+                        outcome.offset, now);
+          std::int64_t& next = next_offsets[{outcome.topic, outcome.partition}];
+          next = std::max(next, outcome.offset + 1);
           break;
+        }
         case RowOutcome::Kind::kFailed:
-          statement = &mark_failed_;
-          statement->bind(1, outcome.error);
-          statement->bind(2, outcome.topic);
-          statement->bind(3, outcome.seq);
+          mark_failed_.bind(1, outcome.error);
+          mark_failed_.bind(2, outcome.topic);
+          mark_failed_.bind(3, outcome.seq);
+          mark_failed_.exec();
+          mark_failed_.reset();
           break;
         case RowOutcome::Kind::kRetry:
-          statement = &mark_retry_;
-          statement->bind(1, outcome.error);
-          statement->bind(2, outcome.seq);
+          mark_retry_.bind(1, outcome.error);
+          mark_retry_.bind(2, outcome.seq);
+          mark_retry_.exec();
+          mark_retry_.reset();
           break;
       }
-      statement->exec();
-      statement->reset();
     }
-    for (const auto& [partition, next] : next_offsets) {
-      advance_checkpoint_.bind(1, partition.first);
-      advance_checkpoint_.bind(2, partition.second);
-      advance_checkpoint_.bind(3, next);
-      advance_checkpoint_.exec();
-      advance_checkpoint_.reset();
-    }
+    AdvanceCheckpoints(next_offsets);
     return true;
   });
 }
@@ -236,22 +248,11 @@ std::int64_t RelayStore::RecordFound(
     if (!Heartbeat(owner)) return -1;
     std::int64_t changed = 0;
     std::int64_t now = NowMillis();
-    for (const ReadBackHit& message : found) {
-      mark_delivered_.bind(1, now);
-      mark_delivered_.bind(2, message.topic);
-      mark_delivered_.bind(3, message.partition);
-      mark_delivered_.bind(4, message.offset);
-      mark_delivered_.bind(5, message.seq);
-      changed += mark_delivered_.exec();
-      mark_delivered_.reset();
+    for (const ReadBackHit& hit : found) {
+      changed +=
+          MarkDelivered(hit.seq, hit.topic, hit.partition, hit.offset, now);
     }
-    for (const auto& [partition, next] : read_to) {
-      advance_checkpoint_.bind(1, partition.first);
-      advance_checkpoint_.bind(2, partition.second);
-      advance_checkpoint_.bind(3, next);
-      advance_checkpoint_.exec();
-      advance_checkpoint_.reset();
-    }
+    AdvanceCheckpoints(read_to);
     return changed;
   });
 }

@@ -135,6 +135,14 @@ class RelayStore {
   Counts Count();
 
  private:
+  // Marks one pending row delivered; returns 1, or 0 if it was not pending.
+  int MarkDelivered(std::int64_t seq, const std::string& topic,
+                    std::int32_t partition, std::int64_t offset,
+                    std::int64_t now_ms);
+  // Moves checkpoints forward (never back) to the given next offsets.
+  void AdvanceCheckpoints(
+      const std::map<TopicPartition, std::int64_t>& next_offsets);
+
   std::unique_ptr<SQLite::Database> db_;
   std::string outbox_id_;
   std::int64_t data_version_ = -1;
