@@ -70,7 +70,7 @@ class Handler {
     stack_.push_uint64(u);
     return true;
   }
-  // `approx` is Boost.JSON's reading, within a unit in the last place.
+  // `approx` is Boost.JSON's reading, close to the number but not exact.
   bool on_double(double approx, json::string_view s, error_code& ec) {
     number_.append(s.data(), s.size());
     double d = 0;

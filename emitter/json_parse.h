@@ -1,11 +1,11 @@
 // JSON text to a boost::json::value, as boost::json::parse() makes it except
 // that numbers with a fraction or an exponent are rounded correctly.
 //
-// Boost.JSON before 1.83 reads such numbers only to within one unit in the
-// last place (boostorg/json#599): "68e74" becomes 6.7999999999999994e75, not
-// 6.8e75. An event would then publish a number other than the one its caller
-// wrote, and one that does not even read back the same. Every parse of event
-// data goes through here instead.
+// Boost.JSON before 1.83 reads such numbers only approximately, off by one
+// or more units in the last place (boostorg/json#599): "68e74" becomes
+// 6.7999999999999994e75, not 6.8e75. An event would then publish a number
+// other than the one its caller wrote, and one that does not even read back
+// the same. Every parse of event data goes through here instead.
 //
 //   boost::system::error_code ec;
 //   boost::json::value data = sigevents::ParseJson(text, 17, ec);
