@@ -2,8 +2,12 @@
 // Prometheus text exposition format (version 0.0.4), for node_exporter's
 // textfile collector:
 //
-//   sigevents metrics --db app.db > /var/lib/node_exporter/app.prom.$$ &&
-//     mv /var/lib/node_exporter/app.prom.$$ /var/lib/node_exporter/app.prom
+//   sigevents metrics --db app.db > /var/lib/node_exporter/app.prom.$$;
+//   mv /var/lib/node_exporter/app.prom.$$ /var/lib/node_exporter/app.prom
+//
+// When the file cannot be read (missing, not an outbox, a newer schema) it
+// prints only sigevents_outbox_up 0, says why on stderr and exits 2, so the
+// exported file says the outbox is down instead of keeping old figures.
 
 #include <cstdio>
 #include <filesystem>
@@ -115,20 +119,36 @@ int RunMetrics(int argc, char** argv, Io& io) {
                  "Prints the outbox's figures in the Prometheus text format, "
                  "every metric\nnamed sigevents_outbox_* and labelled with "
                  "db=\"<absolute path>\". For\nnode_exporter's textfile "
-                 "collector: write to a temporary file, then rename\nit. "
-                 "Opens the database read-only; exit status 2, and no "
-                 "output, when the\nfile is not a readable outbox.",
+                 "collector: write to a temporary file, then rename\nit, "
+                 "whatever the exit status. Opens the database read-only. "
+                 "When the\nfile is not a readable outbox: only "
+                 "sigevents_outbox_up 0, the reason on\nstderr, exit "
+                 "status 2.",
                  options, values, io)) {
     return 0;
   }
   std::string path = values["db"].as<std::string>();
-  auto db = OpenOutbox(path, Access::kReadOnly);
-  std::int64_t now_ms = UnixMillisNow();
-  OutboxSummary summary = Summarize(*db, now_ms);
-
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path, ec);
   Exposition metrics(io.out, EscapeLabel(ec ? path : absolute.string()));
+  metrics.Gauge("up",
+                "1 when the outbox could be read, 0 when not (the reason is "
+                "on stderr).");
+
+  OutboxSummary summary;
+  std::int64_t now_ms = 0;
+  try {
+    auto db = OpenOutbox(path, Access::kReadOnly);
+    now_ms = UnixMillisNow();
+    summary = Summarize(*db, now_ms);
+  } catch (const std::exception& e) {
+    // The gauge replaces the figures a textfile collector would otherwise
+    // go on exporting from the last good run.
+    metrics.Sample("0");
+    io.err << "sigevents metrics: " << e.what() << "\n";
+    return 2;
+  }
+  metrics.Sample("1");
   WriteMetrics(metrics, summary, now_ms, path);
   return 0;
 }

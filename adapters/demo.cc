@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/demo_consumer.h"
 #include "adapters/demo_service.h"
 #include "adapters/demo_tally.h"
 #include "adapters/embedded_kafka.h"
+#include "adapters/topic_consumer.h"
 #include "emitter/envelope.h"
 #include "outbox/relay.h"
 #include "outbox/relay_store.h"
@@ -394,8 +394,14 @@ class Demo {
 
   // Reads from the topic's current end, so earlier messages do not count.
   void StartConsumer() {
+    std::map<std::string, std::string> properties = properties_;
+    properties.emplace("group.id", "sigevents-demo");
+    // The demo measures latency: ask brokers to answer fetches at once
+    // rather than hold them for up to 500 ms (the embedded Kafka holds a
+    // fetch for the whole wait even when messages arrive meanwhile).
+    properties.emplace("fetch.wait.max.ms", "10");
     consumer_ = TopicConsumer::Start(
-        properties_, options_.topic,
+        properties, options_.topic, TopicConsumer::From::kEnd,
         [this](const ConsumedMessage& message) {
           Arrival arrival = tally_.Received(message);
           if (arrival == Arrival::kForeign) return;

@@ -32,8 +32,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "adapters/demo_consumer.h"
 #include "adapters/demo_service.h"
+#include "adapters/topic_consumer.h"
 #include "emitter/catalog.h"
 
 namespace sigevents::demo {

@@ -20,6 +20,7 @@
 #include "adapters/demo_tally.h"
 #include "adapters/embedded_kafka.h"
 #include "adapters/kafka.h"
+#include "adapters/topic_consumer.h"
 #include "emitter/envelope.h"
 #include "emitter/events.h"
 #include "tests/test_util.h"

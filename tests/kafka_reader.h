@@ -1,5 +1,12 @@
 // Reads a whole topic of a Kafka cluster, for tests that check what was
-// published. Uses its own librdkafka consumer with no consumer group.
+// published: a TopicConsumer (adapters/topic_consumer.h) from the beginning,
+// with no consumer group, until it has caught up.
+//
+//   for (const auto& message : testing::ReadTopic(
+//            kafka->bootstrap_servers(), "significant-events", seconds(30))) {
+//     ... message.headers.at("ce_id") ...
+//   }
+//
 // Thread-compatible.
 
 #ifndef SIGEVENTS_TESTS_KAFKA_READER_H_

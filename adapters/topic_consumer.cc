@@ -1,4 +1,4 @@
-#include "adapters/demo_consumer.h"
+#include "adapters/topic_consumer.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace sigevents::demo {
+namespace sigevents {
 
 const std::string* ConsumedMessage::Header(const std::string& name) const {
   const std::string* found = nullptr;
@@ -48,7 +48,7 @@ class Consumer final : public TopicConsumer {
     if (rk_ != nullptr) rd_kafka_destroy(rk_);
   }
 
-  void Open(const std::map<std::string, std::string>& properties,
+  void Open(const std::map<std::string, std::string>& properties, From from,
             std::chrono::milliseconds timeout) {
     Clock::time_point deadline = Clock::now() + timeout;
     rk_ = NewHandle(properties);
@@ -61,19 +61,22 @@ class Consumer final : public TopicConsumer {
           rk_, topic_.c_str(), partition, &low, &high, Millis(deadline));
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(assignment);
-        throw std::runtime_error("demo consumer: cannot read where " + topic_ +
+        throw std::runtime_error("topic consumer: cannot read where " + topic_ +
                                  "[" + std::to_string(partition) +
-                                 "] ends: " + rd_kafka_err2str(err));
+                                 "] begins and ends: " + rd_kafka_err2str(err));
       }
-      next_[partition] = high;
+      // From the beginning, librdkafka's logical offset rather than `low`:
+      // should the oldest messages be deleted meanwhile, reading starts at
+      // the oldest left.
+      next_[partition] = from == From::kEnd ? high : low;
       rd_kafka_topic_partition_list_add(assignment, topic_.c_str(), partition)
-          ->offset = high;
+          ->offset = from == From::kEnd ? high : RD_KAFKA_OFFSET_BEGINNING;
     }
     rd_kafka_resp_err_t err = rd_kafka_assign(rk_, assignment);
     rd_kafka_topic_partition_list_destroy(assignment);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw std::runtime_error(
-          "demo consumer: cannot assign the partitions "
+          "topic consumer: cannot assign the partitions "
           "of " +
           topic_ + ": " + rd_kafka_err2str(err));
     }
@@ -114,11 +117,7 @@ class Consumer final : public TopicConsumer {
     std::map<std::string, std::string> all = properties;
     // A group id is required by librdkafka, though no group is ever joined:
     // partitions are assigned and offsets never committed.
-    all.emplace("group.id", "sigevents-demo");
-    // The demo measures latency: ask brokers to answer fetches at once
-    // rather than hold them for up to 500 ms (the embedded Kafka holds a
-    // fetch for the whole wait even when messages arrive meanwhile).
-    all.emplace("fetch.wait.max.ms", "10");
+    all.emplace("group.id", "sigevents-topic-consumer");
     all["enable.auto.commit"] = "false";
     all["enable.auto.offset.store"] = "false";
     char error[512];
@@ -126,7 +125,7 @@ class Consumer final : public TopicConsumer {
       if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error,
                             sizeof(error)) != RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
-        throw std::invalid_argument("demo consumer: property " + name + ": " +
+        throw std::invalid_argument("topic consumer: property " + name + ": " +
                                     error);
       }
     }
@@ -136,7 +135,7 @@ class Consumer final : public TopicConsumer {
         rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof(error));
     if (rk == nullptr) {
       rd_kafka_conf_destroy(conf);
-      throw std::runtime_error(std::string("demo consumer: ") + error);
+      throw std::runtime_error(std::string("topic consumer: ") + error);
     }
     return rk;
   }
@@ -148,7 +147,7 @@ class Consumer final : public TopicConsumer {
         rd_kafka_metadata(rk_, 0, rkt, &metadata, timeout_ms);
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error("demo consumer: no Kafka broker answered: " +
+      throw std::runtime_error("topic consumer: no Kafka broker answered: " +
                                std::string(rd_kafka_err2str(err)));
     }
     std::vector<std::int32_t> partitions;
@@ -164,8 +163,8 @@ class Consumer final : public TopicConsumer {
     rd_kafka_metadata_destroy(metadata);
     if (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR || partitions.empty()) {
       throw std::runtime_error(
-          "demo consumer: topic " + topic_ + " is not available: " +
-          rd_kafka_err2str(topic_err) + "; create it before running the demo");
+          "topic consumer: topic " + topic_ + " is not available: " +
+          rd_kafka_err2str(topic_err) + "; create it first");
     }
     return partitions;
   }
@@ -180,8 +179,8 @@ class Consumer final : public TopicConsumer {
       rd_kafka_message_t* message = rd_kafka_consumer_poll(rk_, 100);
       if (message == nullptr) continue;
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_(LogLevel::kDebug,
-             std::string("demo consumer: ") + rd_kafka_message_errstr(message));
+        log_(LogLevel::kDebug, std::string("topic consumer: ") +
+                                   rd_kafka_message_errstr(message));
       } else {
         Hand(*message);
       }
@@ -223,7 +222,7 @@ class Consumer final : public TopicConsumer {
     try {
       handler_(message);
     } catch (const std::exception& e) {
-      log_(LogLevel::kError, "demo consumer: the handler failed on " + topic_ +
+      log_(LogLevel::kError, "topic consumer: the handler failed on " + topic_ +
                                  "[" + std::to_string(raw.partition) + "]@" +
                                  std::to_string(raw.offset) + ": " + e.what());
     }
@@ -240,7 +239,7 @@ class Consumer final : public TopicConsumer {
     auto* self = static_cast<Consumer*>(rd_kafka_opaque(rk));
     self->log_(
         FromSyslogLevel(level),
-        std::string("demo consumer: librdkafka ") + facility + ": " + text);
+        std::string("topic consumer: librdkafka ") + facility + ": " + text);
   }
 
   std::string topic_;
@@ -260,12 +259,12 @@ class Consumer final : public TopicConsumer {
 
 std::unique_ptr<TopicConsumer> TopicConsumer::Start(
     const std::map<std::string, std::string>& properties,
-    const std::string& topic, Handler handler, LogSink log,
+    const std::string& topic, From from, Handler handler, LogSink log,
     std::chrono::milliseconds timeout) {
   auto consumer =
       std::make_unique<Consumer>(topic, std::move(handler), std::move(log));
-  consumer->Open(properties, timeout);
+  consumer->Open(properties, from, timeout);
   return consumer;
 }
 
-}  // namespace sigevents::demo
+}  // namespace sigevents

@@ -1,23 +1,25 @@
-// The consumer of `sigevents demo`: reads one Kafka topic, from where each
-// partition ends when it starts, on a thread of its own, and hands every
-// message to a callback as it arrives. It reads without a consumer group
-// (partitions are assigned, offsets never committed), so it disturbs nobody
-// on a shared cluster.
+// Reads one Kafka topic on a thread of its own and hands every message to a
+// callback as it arrives, from where each partition ends when it starts (to
+// watch what is published from now on, as `sigevents demo` does) or from
+// the beginning (to check everything a topic holds, as tests do). It reads
+// without a consumer group (partitions are assigned, offsets never
+// committed), so it disturbs nobody on a shared cluster.
 //
-//   auto consumer = demo::TopicConsumer::Start(
+//   auto consumer = TopicConsumer::Start(
 //       {{"bootstrap.servers", servers}}, "significant-events",
-//       [](const demo::ConsumedMessage& m) { ... }, log,
-//       std::chrono::seconds(10));
+//       TopicConsumer::From::kEnd,
+//       [](const ConsumedMessage& m) { ... }, log, std::chrono::seconds(10));
 //   ...
 //   consumer->CatchUp(std::chrono::seconds(10));  // everything written so far
 //   consumer->Stop();
 //
 // Thread safety: Start(), CatchUp() and Stop() are called from one thread.
 // The handler is called on the consumer's thread, one message at a time;
-// the log sink there too.
+// the log sink there too. Once Stop() has returned, the handler is not
+// called again.
 
-#ifndef SIGEVENTS_ADAPTERS_DEMO_CONSUMER_H_
-#define SIGEVENTS_ADAPTERS_DEMO_CONSUMER_H_
+#ifndef SIGEVENTS_ADAPTERS_TOPIC_CONSUMER_H_
+#define SIGEVENTS_ADAPTERS_TOPIC_CONSUMER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -30,7 +32,7 @@
 
 #include "outbox/log.h"
 
-namespace sigevents::demo {
+namespace sigevents {
 
 struct ConsumedMessage {
   std::int32_t partition = -1;
@@ -49,14 +51,20 @@ class TopicConsumer {
  public:
   using Handler = std::function<void(const ConsumedMessage&)>;
 
+  // Where reading starts in each partition.
+  enum class From {
+    kEnd,        // after the last message written before Start()
+    kBeginning,  // at the first message the partition still holds
+  };
+
   // Connects with the librdkafka `properties`, finds the partitions of
-  // `topic` and where each ends, and starts reading from there. Throws
-  // std::runtime_error naming the cause when no broker answers within
-  // `timeout` or the topic does not exist, std::invalid_argument for a bad
-  // property.
+  // `topic` and where each begins and ends, and starts reading `from` there.
+  // Throws std::runtime_error naming the cause when no broker answers
+  // within `timeout` or the topic does not exist, std::invalid_argument for
+  // a bad property.
   static std::unique_ptr<TopicConsumer> Start(
       const std::map<std::string, std::string>& properties,
-      const std::string& topic, Handler handler, LogSink log,
+      const std::string& topic, From from, Handler handler, LogSink log,
       std::chrono::milliseconds timeout);
 
   virtual ~TopicConsumer() = default;
@@ -70,6 +78,6 @@ class TopicConsumer {
   virtual void Stop() = 0;
 };
 
-}  // namespace sigevents::demo
+}  // namespace sigevents
 
-#endif  // SIGEVENTS_ADAPTERS_DEMO_CONSUMER_H_
+#endif  // SIGEVENTS_ADAPTERS_TOPIC_CONSUMER_H_
