@@ -46,8 +46,10 @@ using std::chrono::milliseconds;
 
 // How long a read-back may take before it is abandoned and retried.
 constexpr milliseconds kReadBackTimeout{30000};
-// How long to wait for brokers when fetching metadata.
+// How long to wait for brokers when fetching metadata, asking again every
+// slice so that Stop() does not wait for the whole timeout.
 constexpr milliseconds kMetadataTimeout{2000};
+constexpr milliseconds kMetadataSlice{100};
 constexpr milliseconds kStatsInterval{1000};
 constexpr milliseconds kCheckpointInterval{1000};
 constexpr milliseconds kRetentionInterval{10000};
@@ -236,7 +238,11 @@ class RelayImpl final : public Relay {
   // Checks the cluster and records where each partition starts, before
   // anything is sent. Needs a reachable broker.
   bool SetUp() {
-    std::string cluster = producer_->ClusterId(kMetadataTimeout);
+    std::string cluster;
+    AskBrokers([&](milliseconds timeout) {
+      cluster = producer_->ClusterId(timeout);
+      return !cluster.empty();
+    });
     if (cluster.empty()) {
       SetState(RelayState::kUnreachable);
       Fail("kafka_unreachable", "no Kafka broker answered");
@@ -262,8 +268,10 @@ class RelayImpl final : public Relay {
       for (const TopicPartition& partition : partitions) {
         if (checkpoints.count(partition) != 0) continue;
         std::int64_t low = 0, high = 0;
-        if (!producer_->Watermarks(partition.first, partition.second, &low,
-                                   &high, kMetadataTimeout)) {
+        if (!AskBrokers([&](milliseconds timeout) {
+              return producer_->Watermarks(partition.first, partition.second,
+                                           &low, &high, timeout);
+            })) {
           Fail("kafka_unreachable", "cannot read the offsets of " +
                                         partition.first + "[" +
                                         std::to_string(partition.second) + "]");
@@ -276,6 +284,28 @@ class RelayImpl final : public Relay {
     setup_done_ = true;
     SetState(RelayState::kConnected);
     return true;
+  }
+
+  // Calls `ask(timeout)` with short timeouts while it times out, for at
+  // most kMetadataTimeout in all. False when it never succeeded, when it
+  // failed before its timeout (an answer, such as an error for the topic,
+  // which asking again at once would only repeat), or when Stop() was
+  // called meanwhile.
+  template <typename Ask>
+  bool AskBrokers(Ask ask) {
+    Clock::time_point deadline = Clock::now() + kMetadataTimeout;
+    for (;;) {
+      Clock::time_point asked = Clock::now();
+      milliseconds slice = std::max(
+          milliseconds(1),
+          std::min(kMetadataSlice,
+                   std::chrono::duration_cast<milliseconds>(deadline - asked)));
+      if (ask(slice)) return true;
+      Clock::time_point now = Clock::now();
+      if (now - asked < slice || stop_requested_ || now >= deadline) {
+        return false;
+      }
+    }
   }
 
   // Every partition of every topic this relay may write, and every
@@ -293,7 +323,10 @@ class RelayImpl final : public Relay {
     }
     for (const std::string& topic : topics) {
       std::vector<std::int32_t> ids;
-      if (!producer_->Partitions(topic, kMetadataTimeout, &ids)) {
+      if (!AskBrokers([&](milliseconds timeout) {
+            ids.clear();
+            return producer_->Partitions(topic, timeout, &ids);
+          })) {
         Fail("kafka_unreachable", "no metadata for topic " + topic);
         return false;
       }

@@ -184,5 +184,49 @@ BOOST_FIXTURE_TEST_CASE(broker_that_does_not_answer_loses_nothing,
   BOOST_TEST(audit.unknown == 0);
 }
 
+// Stop(timeout) keeps its promise while no broker answers: at the first
+// contact (the relay asks the cluster for its id), and with events waiting
+// to be sent in an outage. The events stay pending for the next relay.
+BOOST_FIXTURE_TEST_CASE(stop_is_prompt_while_brokers_are_down, RelayFixture) {
+  struct Case {
+    const char* name;
+    bool connect_first;  // the relay met the cluster before the outage
+  };
+  const Case cases[] = {{"at the first contact", false},
+                        {"in an outage with events waiting", true}};
+  std::vector<Committed> all;
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      auto relay = Relay::Start(testing::TestConfig(path, *kafka, log));
+      if (c.connect_first) {
+        BOOST_TEST_REQUIRE(WaitUntil(
+            [&] { return relay->stats().state == RelayState::kConnected; },
+            seconds(30)));
+      }
+      kafka->SetAllBrokersDown(true);
+      std::vector<Committed> committed = service.Emit(20, 5);
+      std::this_thread::sleep_for(milliseconds(700));
+
+      auto start = std::chrono::steady_clock::now();
+      relay->Stop(milliseconds(200));
+      auto took = std::chrono::duration_cast<milliseconds>(
+          std::chrono::steady_clock::now() - start);
+      BOOST_TEST_MESSAGE(c.name << ": Stop(200 ms) took " << took.count()
+                                << " ms");
+      BOOST_TEST(took.count() < 700, log.All());
+      kafka->SetAllBrokersDown(false);
+      all.insert(all.end(), committed.begin(), committed.end());
+    }
+  }
+  // The next relay sends what the stopped ones left, once.
+  auto relay = Relay::Start(testing::TestConfig(path, *kafka, log));
+  BOOST_TEST_REQUIRE(
+      WaitUntil([&] { return CountState(path, "delivered") == 40; },
+                seconds(30)),
+      log.All());
+  relay->Stop(seconds(5));
+  CheckExactlyOnceInOrder(testing::AuditTopic(all, Topic()));
+}
+
 }  // namespace
 }  // namespace sigevents
