@@ -129,10 +129,10 @@ int RunEmit(int argc, char** argv, Io& io) {
 
   if (values.count("type") != 0) {
     json::object line{{"type", values["type"].as<std::string>()}};
-    boost::system::error_code ec;
-    line["data"] =
-        ParseJson(values["data"].as<std::string>(), Event::kMaxDepth + 1, ec);
-    if (ec) throw UsageError("--data is not valid JSON: " + ec.message());
+    JsonError error;
+    line["data"] = ParseJson(values["data"].as<std::string>(),
+                             Event::kMaxDepth + 1, error);
+    if (error) throw UsageError("--data is not valid JSON: " + error.message);
     all_ok = emitter.Add(1, json::serialize(line)) && emitter.Commit();
     return all_ok ? 0 : 1;
   }

@@ -11,10 +11,10 @@ std::optional<Event> ParseEventLine(std::string_view line, std::string& error) {
   // The parser's limit stops runaway nesting before it costs anything;
   // validation applies Event::kMaxDepth to the data below the line's two
   // levels (the line's object and "data").
-  boost::system::error_code ec;
-  json::value value = ParseJson(line, Event::kMaxDepth + 3, ec);
-  if (ec) {
-    error = "not valid JSON: " + ec.message();
+  JsonError json_error;
+  json::value value = ParseJson(line, Event::kMaxDepth + 3, json_error);
+  if (json_error) {
+    error = "not valid JSON: " + json_error.message;
     return std::nullopt;
   }
   if (!value.is_object()) {

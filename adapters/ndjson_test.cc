@@ -87,6 +87,8 @@ BOOST_AUTO_TEST_CASE(bad_lines_are_refused_with_their_reason) {
        R"({"type":"user.created","data":{},"a\n\"b":1})",
        "unknown member \"a\\n\\\"b\"; a line holds only \"type\" and "
        "\"data\""},
+      {"type twice", R"({"type":"user.created","type":"user.deleted"})",
+       "not valid JSON: duplicate key \"type\""},
       {"missing type", R"({"data":{}})", "missing \"type\" string"},
       {"type not a string", R"({"type":7,"data":{}})",
        "missing \"type\" string"},

@@ -284,11 +284,11 @@ Event Event::FromJson(std::string_view type, const json::value& data) {
 
 Event Event::FromJson(std::string_view type, std::string_view data_json) {
   const EventSpec& spec = RequireSpec(type);
-  boost::system::error_code ec;
-  json::value data = ParseJson(data_json, kMaxDepth + 1, ec);
-  if (ec) {
+  JsonError error;
+  json::value data = ParseJson(data_json, kMaxDepth + 1, error);
+  if (error) {
     throw EventError(EventErrorKind::kNotJson, std::string(spec.type), "",
-                     "data is not valid JSON: " + ec.message());
+                     "data is not valid JSON: " + error.message);
   }
   return FromJson(type, data);
 }

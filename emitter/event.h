@@ -73,7 +73,9 @@ class Event {
   // a string field is written as a string, as the specification requires.
   static Event FromJson(std::string_view type, const boost::json::value& data);
 
-  // As above, with `data_json` the text of a JSON object.
+  // As above, with `data_json` the text of a JSON object. Text that names a
+  // key twice in one object is refused (kNotJson), not read as its last
+  // value.
   static Event FromJson(std::string_view type, std::string_view data_json);
 
   // Validates data already keyed by the typed builders.

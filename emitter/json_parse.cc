@@ -7,6 +7,10 @@
 #include <cmath>
 #include <string>
 #include <system_error>
+#include <unordered_set>
+#include <vector>
+
+#include "emitter/utf8.h"
 
 namespace sigevents {
 namespace {
@@ -14,8 +18,21 @@ namespace {
 namespace json = boost::json;
 using boost::system::error_code;
 
+class JsonParseCategory : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "sigevents.json"; }
+  std::string message(int value) const override {
+    switch (static_cast<JsonParseErrc>(value)) {
+      case JsonParseErrc::kDuplicateKey:
+        return "duplicate key";
+    }
+    return "unknown error";
+  }
+};
+
 // The handler of boost::json::parser (it builds the value on a value_stack),
-// except for doubles, which it reads again from their text.
+// except for doubles, which it reads again from their text, and for keys,
+// which it refuses twice in one object.
 class Handler {
  public:
   static constexpr std::size_t max_object_size = json::object::max_size();
@@ -27,10 +44,26 @@ class Handler {
 
   json::value Release() { return stack_.release(); }
 
+  // The key that was refused as a duplicate, if one was.
+  const std::string& duplicate_key() const { return duplicate_key_; }
+
   bool on_document_begin(error_code&) { return true; }
   bool on_document_end(error_code&) { return true; }
-  bool on_object_begin(error_code&) { return true; }
+  bool on_object_begin(error_code&) {
+    // One set per depth, reused to save allocations; but clear() costs as
+    // much as the set's buckets, so a set grown by a wide object is
+    // replaced, or many small objects after it would each pay for it.
+    if (depth_ == keys_.size()) keys_.emplace_back();
+    std::unordered_set<std::string>& keys = keys_[depth_++];
+    if (keys.bucket_count() > 64) {
+      keys = std::unordered_set<std::string>();
+    } else {
+      keys.clear();
+    }
+    return true;
+  }
   bool on_object_end(std::size_t n, error_code&) {
+    --depth_;
     stack_.push_object(n);
     return true;
   }
@@ -40,10 +73,18 @@ class Handler {
     return true;
   }
   bool on_key_part(json::string_view s, std::size_t, error_code&) {
+    key_.append(s.data(), s.size());
     stack_.push_chars(s);
     return true;
   }
-  bool on_key(json::string_view s, std::size_t, error_code&) {
+  bool on_key(json::string_view s, std::size_t, error_code& ec) {
+    key_.append(s.data(), s.size());
+    if (!keys_[depth_ - 1].insert(key_).second) {
+      duplicate_key_ = std::move(key_);
+      ec = MakeErrorCode(JsonParseErrc::kDuplicateKey);
+      return false;
+    }
+    key_.clear();
     stack_.push_key(s);
     return true;
   }
@@ -107,19 +148,39 @@ class Handler {
  private:
   json::value_stack stack_;
   std::string number_;
+  std::string key_;  // the key being read, when it comes in parts
+  // The keys seen in each object open at depth 0, 1, ...
+  std::vector<std::unordered_set<std::string>> keys_;
+  std::size_t depth_ = 0;
+  std::string duplicate_key_;
 };
 
 }  // namespace
 
+boost::system::error_code MakeErrorCode(JsonParseErrc errc) {
+  static const JsonParseCategory category;
+  return {static_cast<int>(errc), category};
+}
+
 json::value ParseJson(std::string_view text, std::size_t max_depth,
-                      error_code& ec) {
+                      JsonError& error) {
   json::parse_options options;
   options.max_depth = max_depth;
   json::basic_parser<Handler> parser(options);
+  error_code& ec = error.code;
+  ec.clear();
   std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
   if (!ec && used < text.size()) ec = json::error::extra_data;
-  if (ec) return nullptr;
-  return parser.handler().Release();
+  if (!ec) {
+    error.message.clear();
+    return parser.handler().Release();
+  }
+  error.message = ec.message();
+  if (ec == MakeErrorCode(JsonParseErrc::kDuplicateKey)) {
+    error.message +=
+        " \"" + EscapeForMessage(parser.handler().duplicate_key()) + "\"";
+  }
+  return nullptr;
 }
 
 }  // namespace sigevents

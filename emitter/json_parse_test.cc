@@ -11,6 +11,8 @@
 #include <cmath>
 #include <string>
 
+#include "emitter/utf8.h"
+
 namespace json = boost::json;
 
 namespace sigevents {
@@ -48,14 +50,14 @@ BOOST_AUTO_TEST_CASE(numbers_are_rounded_correctly) {
   };
   for (const NumberCase& c : cases) {
     BOOST_TEST_CONTEXT(c.name) {
-      boost::system::error_code ec;
-      json::value value = ParseJson("[" + c.text + "]", 4, ec);
-      BOOST_TEST_REQUIRE(!ec, ec.message());
+      JsonError error;
+      json::value value = ParseJson("[" + c.text + "]", 4, error);
+      BOOST_TEST_REQUIRE(!error, error.message);
       double parsed = value.at(0).as_double();
       BOOST_TEST(parsed == c.expected);
       BOOST_TEST(std::signbit(parsed) == std::signbit(c.expected));
       // Written and read again, the number stays the same double.
-      json::value again = ParseJson(json::serialize(value), 4, ec);
+      json::value again = ParseJson(json::serialize(value), 4, error);
       BOOST_TEST(again.at(0).as_double() == parsed);
     }
   }
@@ -65,7 +67,7 @@ struct TextCase {
   const char* name;
   std::string text;
   std::size_t max_depth;
-  const char* error;  // ec.message(), or "" when the text is accepted
+  std::string error;  // JsonError::message, or "" when the text is accepted
 };
 
 BOOST_AUTO_TEST_CASE(other_text_reads_as_boost_json_reads_it) {
@@ -93,14 +95,64 @@ BOOST_AUTO_TEST_CASE(other_text_reads_as_boost_json_reads_it) {
     BOOST_TEST_CONTEXT(c.name) {
       json::parse_options options;
       options.max_depth = c.max_depth;
-      boost::system::error_code ec, boost_ec;
-      json::value value = ParseJson(c.text, c.max_depth, ec);
+      boost::system::error_code boost_ec;
+      JsonError error;
+      json::value value = ParseJson(c.text, c.max_depth, error);
       json::value expected = json::parse(c.text, boost_ec, {}, options);
-      BOOST_TEST(ec.message() == (*c.error ? c.error : "Success"));
-      if (!ec) BOOST_TEST(value == expected);
-      if (ec) BOOST_TEST(value.is_null());
+      BOOST_TEST(error.message == c.error);
+      if (!error) BOOST_TEST(value == expected);
+      if (error) BOOST_TEST(value.is_null());
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_key_twice_in_one_object_is_refused) {
+  const std::string long_key = std::string(5000, 'k') + "\\n" + "k";
+  const TextCase cases[] = {
+      {"repeated key", R"({"userId":"1","userId":"2"})", 4,
+       "duplicate key \"userId\""},
+      {"repeated with the same value", R"({"a":1,"b":2,"a":1})", 4,
+       "duplicate key \"a\""},
+      {"in a nested object", R"({"a":{"b":[{"c":1,"c":2}]}})", 4,
+       "duplicate key \"c\""},
+      {"written with an escape", R"({"a":1,"\u0061":2})", 4,
+       "duplicate key \"a\""},
+      {"long, read in parts", "{\"" + long_key + "\":1,\"" + long_key + "\":2}",
+       4, "duplicate key \"" + std::string(kMaxShownBytes, 'k') + "...\""},
+      {"same key in sibling objects", R"([{"a":1},{"a":2}])", 4, ""},
+      {"same key at two depths", R"({"a":{"a":{"a":1}}})", 4, ""},
+      {"differ only in case", R"({"id":1,"ID":2})", 4, ""},
+  };
+  for (const TextCase& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      JsonError error;
+      json::value value = ParseJson(c.text, c.max_depth, error);
+      BOOST_TEST(error.message == c.error);
+      if (!c.error.empty()) {
+        BOOST_TEST(error.code == MakeErrorCode(JsonParseErrc::kDuplicateKey));
+        BOOST_TEST(value.is_null());
+      } else {
+        BOOST_TEST(value == json::parse(c.text));
+      }
+    }
+  }
+}
+
+// A wide object leaves a large set of keys behind; many small objects after
+// it must still each be cheap to check, though clearing a set costs as much
+// as its buckets.
+BOOST_AUTO_TEST_CASE(many_objects_after_a_wide_one_parse) {
+  std::string text = "[{";
+  for (int i = 0; i < 50000; ++i) {
+    text += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
+  }
+  text += "}";
+  for (int i = 0; i < 100000; ++i) text += ",{}";
+  text += "]";
+  JsonError error;
+  json::value value = ParseJson(text, 4, error);
+  BOOST_TEST_REQUIRE(!error, error.message);
+  BOOST_TEST(value.as_array().size() == 100001u);
 }
 
 }  // namespace

@@ -142,15 +142,15 @@ inline void Collect(const boost::json::value& value,
 }
 
 // Every double of ParseJson's value is what glibc's strtod, which rounds
-// correctly, reads from the number's text. A repeated key drops a value
-// and may move another, so such text is not checked here.
+// correctly, reads from the number's text. ParseJson refuses a repeated
+// key, so its value holds every key and number of the text, in order.
 inline void CheckNumbersAreExact(std::string_view text,
                                  const boost::json::value& value) {
   JsonTokens tokens = Tokenize(text);
   std::vector<const boost::json::value*> numbers;
   std::size_t keys = 0;
   Collect(value, numbers, keys);
-  if (keys != tokens.keys) return;
+  Check(keys == tokens.keys, "ParseJson's value has not the text's keys");
   Check(numbers.size() == tokens.numbers.size(),
         "ParseJson's value has not the text's numbers");
   for (std::size_t i = 0; i < numbers.size(); ++i) {
@@ -163,25 +163,47 @@ inline void CheckNumbersAreExact(std::string_view text,
 }
 
 // ParseJson against boost::json::parse, which it must follow but for the
-// rounding of doubles and for refusing numbers beyond a double's range; and
-// its doubles against strtod.
+// rounding of doubles, for refusing numbers beyond a double's range and for
+// refusing a key twice in an object; and its doubles against strtod.
 inline void CheckParseJson(std::string_view text) {
   boost::json::parse_options options;
   options.max_depth = 20;
-  boost::system::error_code precise_ec, approx_ec;
-  boost::json::value precise = ParseJson(text, 20, precise_ec);
+  JsonError precise_error;
+  boost::system::error_code approx_ec;
+  boost::json::value precise = ParseJson(text, 20, precise_error);
   boost::json::value approx = boost::json::parse(text, approx_ec, {}, options);
-  if (precise_ec == boost::json::error::exponent_overflow) {
+  if (precise_error) {
+    const std::string code_message = precise_error.code.message();
+    Check(precise_error.message.compare(0, code_message.size(), code_message) ==
+              0,
+          "ParseJson's message does not start with its error's");
+    CheckErrorMessage(precise_error.message);
+  } else {
+    Check(precise_error.message.empty(), "ParseJson's message with no error");
+  }
+  if (precise_error.code == boost::json::error::exponent_overflow) {
     // Boost.JSON reads infinity and carries on: to the end, or to an error
     // further on.
     return;
   }
-  Check(precise_ec == approx_ec,
+  if (precise_error.code == MakeErrorCode(JsonParseErrc::kDuplicateKey)) {
+    // Boost.JSON keeps the last value of a repeated key: when it read the
+    // whole text, it made fewer keys than the text holds. Else its error
+    // lies further on.
+    if (!approx_ec) {
+      std::vector<const boost::json::value*> numbers;
+      std::size_t keys = 0;
+      Collect(approx, numbers, keys);
+      Check(keys < Tokenize(text).keys, "ParseJson refuses a key not repeated");
+    }
+    return;
+  }
+  Check(precise_error.code == approx_ec,
         "ParseJson and boost::json::parse differ "
         "on the error");
   Check(SameButForRounding(precise, approx),
         "ParseJson and boost::json::parse differ on the value");
-  if (!precise_ec) CheckNumbersAreExact(text, precise);
+  if (!precise_error) CheckNumbersAreExact(text, precise);
 }
 
 // A validated event: its data has exactly the catalog's fields in order and
@@ -206,9 +228,9 @@ inline void CheckEvent(const Event& event) {
                    "2023-06-30T12:00:00.000Z", 1688126400000};
   std::string envelope = SerializeEnvelope(event, stamp);
   Check(IsValidUtf8(envelope), "envelope is not valid UTF-8");
-  boost::system::error_code ec;
-  boost::json::value parsed = ParseJson(envelope, 64, ec);
-  Check(!ec, "envelope is not JSON");
+  JsonError error;
+  boost::json::value parsed = ParseJson(envelope, 64, error);
+  Check(!error, "envelope is not JSON");
   Check(parsed.is_object() && parsed.get_object().size() == 7,
         "envelope has not 7 members");
   Check(parsed.at("type") == spec.type.data(), "envelope type differs");
