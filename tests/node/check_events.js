@@ -4,22 +4,43 @@
 // for JavaScript, against a file of the events that were emitted.
 //
 //   node check_events.js --bootstrap-servers 127.0.0.1:9092 \
-//       --topic significant-events --expected expected.jsonl
+//       --topic significant-events --expected expected.jsonl \
+//       [--mode structured|binary]
 //
-// The expected file holds one {"id", "type", "key", "data"} per line (see
-// make_events.js). Every message on the topic must
+// The expected file holds one {"id", "type", "key", "data", "stored"} per
+// line (see make_events.js); "stored" is the envelope the outbox stored, as
+// text, and may be left out in structured mode only. --mode says which
+// CloudEvents content mode the relay published the topic in (structured,
+// the default, or binary: `sigevents relay --binary`).
+//
+// Every message on the topic must, in structured mode,
 // - carry the header content-type: application/cloudevents+json;
-//   charset=UTF-8 (structured content mode), once;
+//   charset=UTF-8, once;
 // - be valid UTF-8, and a JSON object with exactly the members id, time,
 //   type, source, specversion, datacontenttype and data, in that order;
-// - pass the SDK's Kafka.toEvent() and then validate();
+//   with "stored", be the stored envelope byte for byte;
+// and in binary mode
+// - carry the headers ce_id, ce_time, ce_type, ce_source and ce_specversion
+//   and no other ce_ header (datacontenttype travels as content-type, as the
+//   Kafka protocol binding says), each once, valid UTF-8, and each equal to
+//   that attribute of the stored envelope; and content-type equal to its
+//   datacontenttype, application/json;
+// - have as its value valid UTF-8 JSON, the data;
+// and in both modes
+// - pass the SDK's Kafka.toEvent() (which reads binary mode when there are
+//   ce_ headers and the content-type is not application/cloudevents...) and
+//   then validate();
+// - give an event with the attributes id, time, type, source, specversion,
+//   datacontenttype and the extension partitionkey, and no other;
 // - be one of the expected events, seen once: same type, the entity id as
-//   the Kafka key, data deep-equal to what was emitted;
+//   the Kafka key and partitionkey, data deep-equal to what was emitted;
 // - have specversion 1.0, datacontenttype application/json, the source of
-//   the service that owns its type, and a UTC time with milliseconds.
+//   the service that owns its type, and a UTC time with milliseconds; with
+//   "stored", every attribute equal to the stored envelope's.
 // Every expected event must be on the topic, every one of the 39 types of
-// the specification among them. Prints a table per type and the failures;
-// exits 1 on any failure, 2 on bad usage.
+// the specification among them. Prints a table per type, the failures and
+// one summary line, which starts "OK (MODE mode)" or "FAILED (MODE mode)"
+// and says how many messages passed; exits 1 on any failure, 2 on bad usage.
 'use strict';
 
 const assert = require('node:assert');
@@ -59,23 +80,34 @@ const SOURCES = [
 ];
 
 const CONTENT_TYPE = 'application/cloudevents+json; charset=UTF-8';
+const DATA_CONTENT_TYPE = 'application/json';
 const MEMBERS = ['id', 'time', 'type', 'source', 'specversion',
                  'datacontenttype', 'data'];
+// The attributes of an event: the members but data, in that order.
+const ATTRIBUTES = MEMBERS.filter((name) => name !== 'data');
+// Binary mode: the attributes with a ce_ header (all but datacontenttype,
+// which is the content-type header), sorted.
+const CE_HEADERS = ATTRIBUTES.filter((name) => name !== 'datacontenttype')
+    .map((name) => `ce_${name}`).sort();
+// What the SDK's event must hold: the attributes, the data and the Kafka
+// key as the extension partitionkey, sorted.
+const EVENT_PROPERTIES = [...MEMBERS, 'partitionkey'].sort();
+const MODES = ['structured', 'binary'];
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 function usage(message) {
   process.stderr.write(
       `check_events.js: ${message}\n` +
       'usage: check_events.js --bootstrap-servers LIST --topic NAME ' +
-      '--expected FILE [--timeout-ms N]\n');
+      '--expected FILE [--mode structured|binary] [--timeout-ms N]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const options = {timeoutMs: 60000};
+  const options = {timeoutMs: 60000, mode: 'structured'};
   const names = {
     '--bootstrap-servers': 'servers', '--topic': 'topic',
-    '--expected': 'expected', '--timeout-ms': 'timeoutMs',
+    '--expected': 'expected', '--timeout-ms': 'timeoutMs', '--mode': 'mode',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const name = names[argv[i]];
@@ -87,10 +119,13 @@ function parseArgs(argv) {
   for (const name of ['servers', 'topic', 'expected']) {
     if (!options[name]) usage(`missing --${name}`);
   }
+  if (!MODES.includes(options.mode)) usage(`bad --mode ${options.mode}`);
   return options;
 }
 
-function readExpected(file) {
+// The expected events by id; "stored" becomes the parsed envelope, and its
+// text is kept as storedText.
+function readExpected(file, mode) {
   const byId = new Map();
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   lines.forEach((line, index) => {
@@ -98,6 +133,13 @@ function readExpected(file) {
     const event = JSON.parse(line);
     if (byId.has(event.id)) {
       throw new Error(`${file}:${index + 1}: id ${event.id} appears twice`);
+    }
+    if (event.stored !== undefined) {
+      event.storedText = event.stored;
+      event.stored = JSON.parse(event.storedText);
+    } else if (mode === 'binary') {
+      throw new Error(`${file}:${index + 1}: no stored envelope, which ` +
+                      'binary mode needs');
     }
     byId.set(event.id, event);
   });
@@ -178,23 +220,57 @@ function sourceOf(type) {
   return found ? found[1] : undefined;
 }
 
-// Judges one message; returns its expected event, or throws an
-// AssertionError that says what is wrong.
-function checkMessage(message, expectedById, seen) {
-  // Headers: kafkajs gives Buffers, or arrays of them when a name repeats.
+// The headers of a message as text, by name; kafkajs gives Buffers, or
+// arrays of them when a name repeats.
+function textHeaders(message) {
   const headers = {};
   for (const [name, value] of Object.entries(message.headers || {})) {
     assert.ok(!Array.isArray(value), `header ${name} appears more than once`);
-    headers[name] = value.toString('utf8');
+    const text = value.toString('utf8');
+    assert.ok(Buffer.from(text, 'utf8').equals(value),
+              `header ${name} is not valid UTF-8`);
+    headers[name] = text;
   }
-  same(headers['content-type'], CONTENT_TYPE, 'the content-type header');
+  return headers;
+}
 
-  // The bytes: valid UTF-8, a JSON object with the members in order.
+// The value of a message as text, which must be valid UTF-8.
+function textValue(message) {
+  assert.ok(message.value !== null, 'the value is null');
   const text = message.value.toString('utf8');
   assert.ok(Buffer.from(text, 'utf8').equals(message.value),
             'the value is not valid UTF-8');
+  return text;
+}
+
+// What the mode puts where, checked before the SDK reads the message.
+// Returns the time as published, for the format check.
+function checkStructured(headers, text) {
+  same(headers['content-type'], CONTENT_TYPE, 'the content-type header');
   const raw = JSON.parse(text);
   same(Object.keys(raw), MEMBERS, 'the members');
+  return raw.time;
+}
+
+function checkBinary(headers, text) {
+  same(Object.keys(headers).filter((name) => name.startsWith('ce_')).sort(),
+       CE_HEADERS, 'the ce_ headers');
+  same(headers['content-type'], DATA_CONTENT_TYPE, 'the content-type header');
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the value is not JSON: ${e.message}`);
+  }
+  return headers.ce_time;
+}
+
+// Judges one message; returns its expected event, or throws an
+// AssertionError that says what is wrong.
+function checkMessage(message, mode, expectedById, seen) {
+  const headers = textHeaders(message);
+  const text = textValue(message);
+  const time = mode === 'binary' ? checkBinary(headers, text) :
+    checkStructured(headers, text);
 
   // The SDK: deserialize, then validate against the CloudEvents schema.
   const key = message.key === null ? null : message.key.toString('utf8');
@@ -202,6 +278,8 @@ function checkMessage(message, expectedById, seen) {
     CloudEventsKafka.toEvent({key, value: text, headers}));
   assert.ok(!Array.isArray(event), 'a batch where one event was expected');
   same(sdk('validate()', () => event.validate()), true, 'validate()');
+  same(Object.keys(event).filter((name) => event[name] !== undefined).sort(),
+       EVENT_PROPERTIES, 'the attributes the SDK read');
 
   const expected = expectedById.get(event.id);
   assert.ok(expected !== undefined,
@@ -211,16 +289,52 @@ function checkMessage(message, expectedById, seen) {
 
   same(event.type, expected.type, 'the type');
   same(event.specversion, '1.0', 'specversion');
-  same(event.datacontenttype, 'application/json', 'datacontenttype');
+  same(event.datacontenttype, DATA_CONTENT_TYPE, 'datacontenttype');
   same(event.source, sourceOf(event.type), 'the source');
-  assert.ok(TIME.test(raw.time), `the time ${shown(raw.time)} is not UTC ` +
+  assert.ok(TIME.test(time), `the time ${shown(time)} is not UTC ` +
             'with milliseconds');
+  if (expected.stored !== undefined) {
+    // The SDK fills in an id, time and specversion that are missing, so
+    // the headers are compared too.
+    for (const name of ATTRIBUTES) {
+      same(event[name], expected.stored[name],
+           `${name}, against the envelope the outbox stored`);
+      if (mode === 'binary' && name !== 'datacontenttype') {
+        same(headers[`ce_${name}`], expected.stored[name],
+             `the ce_${name} header`);
+      }
+    }
+    same(expected.stored.data, expected.data, 'the data the outbox stored');
+    if (mode === 'structured') {
+      assert.ok(text === expected.storedText, 'the value is not the ' +
+                'envelope the outbox stored, byte for byte');
+    }
+  }
   same(key, expected.key, 'the Kafka key (the entity id)');
   assert.ok(message.key.equals(Buffer.from(expected.key, 'utf8')),
             'the Kafka key\'s bytes differ from the entity id\'s');
   same(event.partitionkey, expected.key, 'partitionkey');
   same(event.data, expected.data, 'the data');
   return expected;
+}
+
+// The type and id a message says it has, for the table and the failures:
+// the envelope's in structured mode, the ce_ headers' in binary mode.
+function describe(message, mode) {
+  try {
+    if (mode === 'binary') {
+      const headers = message.headers || {};
+      return {
+        type: headers.ce_type === undefined ? '(no ce_type)' :
+          String(headers.ce_type),
+        id: headers.ce_id === undefined ? '(no ce_id)' : String(headers.ce_id),
+      };
+    }
+    const raw = JSON.parse(message.value.toString('utf8'));
+    return {type: raw.type ?? '(no type)', id: raw.id ?? '(no id)'};
+  } catch (e) {
+    return {type: '(unparsed)', id: '(unparsed)'}; // Reported by checkMessage.
+  }
 }
 
 function versionOf(name) {
@@ -245,16 +359,18 @@ function printSummary(counts, failures, total, options) {
   if (failures.length > 50) {
     console.log(`... and ${failures.length - 50} more failures`);
   }
+  const mode = `(${options.mode} mode)`;
   console.log(failures.length === 0 ?
-    `OK: all ${total} messages on ${options.topic} are valid CloudEvents ` +
-    `(cloudevents ${versionOf('cloudevents')}, kafkajs ` +
+    `OK ${mode}: all ${total} messages on ${options.topic} passed: valid ` +
+    `CloudEvents (cloudevents ${versionOf('cloudevents')}, kafkajs ` +
     `${versionOf('kafkajs')}), each an expected event, once, with its data` :
-    `FAILED: ${failures.length} failure(s)`);
+    `FAILED ${mode}: ${sum.valid} of ${total} messages on ${options.topic} ` +
+    `passed, of ${sum.expected} expected; ${failures.length} failure(s)`);
 }
 
 async function main() {
   const options = parseArgs(process.argv.slice(2));
-  const expectedById = readExpected(options.expected);
+  const expectedById = readExpected(options.expected, options.mode);
   const counts = new Map(TYPES.map((t) => [t, {
     expected: 0, received: 0, valid: 0}]));
   const failures = [];
@@ -274,31 +390,29 @@ async function main() {
   });
   const {messages, partitions} =
       await readTopic(kafka, options.topic, options.timeoutMs);
-  console.log(`cloudevents check: ${messages.length} message(s) on ` +
-              `${options.topic} (${partitions} partitions), ` +
-              `${expectedById.size} expected`);
+  console.log(`cloudevents check (${options.mode} mode): ` +
+              `${messages.length} message(s) on ${options.topic} ` +
+              `(${partitions} partitions), ${expectedById.size} expected`);
 
   const seen = new Set();
+  const failed = new Set(); // ids of messages that failed, reported already
   for (const message of messages) {
     const where = `${options.topic}[${message.partition}]@${message.offset}`;
-    let type = '(unparsed)';
-    try {
-      const parsed = JSON.parse(message.value.toString('utf8'));
-      type = parsed.type ?? '(no type)';
-    } catch (e) {
-      // Reported by checkMessage.
-    }
+    const {type, id} = describe(message, options.mode);
     if (counts.has(type)) counts.get(type).received += 1;
     try {
-      checkMessage(message, expectedById, seen);
-      counts.get(type).valid += 1;
+      const expected = checkMessage(message, options.mode, expectedById, seen);
+      counts.get(expected.type).valid += 1;
     } catch (e) {
-      failures.push(`${where} ${type}: ${e.message.split('\n').slice(0, 4)
+      failed.add(id);
+      failures.push(`${where} ${type} ${id}: ${e.message.split('\n').slice(0, 4)
           .join(' / ')}`);
     }
   }
   for (const [id, event] of expectedById) {
-    if (!seen.has(id)) failures.push(`${event.type} ${id}: not on the topic`);
+    if (!seen.has(id) && !failed.has(id)) {
+      failures.push(`${event.type} ${id}: not on the topic`);
+    }
   }
   for (const [type, c] of counts) {
     if (c.expected === 0) failures.push(`${type}: no event of this type`);

@@ -5,7 +5,8 @@
 //
 //   node make_events.js input tests/testdata/spec_examples.ndjson > in.ndjson
 //   sigevents emit --db svc.db < in.ndjson > ids.txt
-//   node make_events.js expected in.ndjson ids.txt > expected.jsonl
+//   node make_events.js expected in.ndjson ids.txt [stored.txt] \
+//       > expected.jsonl
 //
 // `input` writes, for every example (one per event type), six events as
 // `sigevents emit` reads them ({"type", "data"} per line): the example as it
@@ -17,7 +18,10 @@
 // `expected` pairs each input line with the id `sigevents emit` printed for
 // it (one per line, in input order) and writes {"id", "type", "key", "data"}
 // per line. The key is the entity id, the field of the data that the
-// specification's examples name the entity by.
+// specification's examples name the entity by. With `stored.txt`, the
+// envelopes the outbox stored, one `event_id|HEX(payload)` per line as
+// sqlite3 prints them, each line also gets "stored": the payload's text, the
+// envelope check_events.js compares the published attributes with.
 'use strict';
 
 const fs = require('node:fs');
@@ -121,30 +125,63 @@ function makeInput(examplesPath) {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-function makeExpected(inputPath, idsPath) {
+// The payload of every row of the outbox, by event id, from lines
+// `event_id|HEX` (sqlite3's output of SELECT event_id, hex(payload)).
+function readStored(storedPath) {
+  const byId = new Map();
+  for (const line of readLines(storedPath)) {
+    const bar = line.lastIndexOf('|');
+    const id = line.slice(0, bar);
+    const bytes = Buffer.from(line.slice(bar + 1), 'hex');
+    const text = bytes.toString('utf8');
+    if (bar < 0 || !Buffer.from(text, 'utf8').equals(bytes)) {
+      throw new Error(`${storedPath}: the payload of ${id} is not UTF-8 ` +
+                      'text in hex');
+    }
+    if (byId.has(id)) throw new Error(`${storedPath}: ${id} appears twice`);
+    byId.set(id, text);
+  }
+  return byId;
+}
+
+function makeExpected(inputPath, idsPath, storedPath) {
   const events = readLines(inputPath).map((line) => JSON.parse(line));
   const ids = readLines(idsPath);
   if (ids.length !== events.length) {
     throw new Error(`${events.length} events were given to sigevents emit ` +
                     `but it printed ${ids.length} ids`);
   }
-  const out = events.map((event, i) => JSON.stringify({
-    id: ids[i],
-    type: event.type,
-    key: event.data[keyFieldOf(event.type)],
-    data: event.data,
-  }));
+  const stored = storedPath === undefined ? null : readStored(storedPath);
+  if (stored !== null && stored.size !== ids.length) {
+    throw new Error(`the outbox holds ${stored.size} rows but sigevents ` +
+                    `emit printed ${ids.length} ids`);
+  }
+  const out = events.map((event, i) => {
+    const expected = {
+      id: ids[i],
+      type: event.type,
+      key: event.data[keyFieldOf(event.type)],
+      data: event.data,
+    };
+    if (stored !== null) {
+      expected.stored = stored.get(ids[i]);
+      if (expected.stored === undefined) {
+        throw new Error(`id ${ids[i]} (${event.type}) is not in the outbox`);
+      }
+    }
+    return JSON.stringify(expected);
+  });
   process.stdout.write(out.join('\n') + '\n');
 }
 
 const [mode, ...paths] = process.argv.slice(2);
 if (mode === 'input' && paths.length === 1) {
   makeInput(paths[0]);
-} else if (mode === 'expected' && paths.length === 2) {
-  makeExpected(paths[0], paths[1]);
+} else if (mode === 'expected' && [2, 3].includes(paths.length)) {
+  makeExpected(paths[0], paths[1], paths[2]);
 } else {
   process.stderr.write(
       'usage: make_events.js input SPEC_EXAMPLES.ndjson\n' +
-      '       make_events.js expected INPUT.ndjson IDS.txt\n');
+      '       make_events.js expected INPUT.ndjson IDS.txt [STORED.txt]\n');
   process.exit(2);
 }
