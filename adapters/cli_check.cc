@@ -75,9 +75,7 @@ int RunCheck(int argc, char** argv, Io& io) {
   OutboxSummary summary;
   std::int64_t now_ms = 0;
   try {
-    auto db = OpenOutbox(path, Access::kReadOnly);
-    now_ms = UnixMillisNow();
-    summary = Summarize(*db, now_ms);
+    summary = ReadSummary(path, &now_ms);
   } catch (const std::exception& e) {
     io.out << "UNKNOWN: " << e.what() << "\n";
     return kUnknown;

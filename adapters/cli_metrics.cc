@@ -138,9 +138,7 @@ int RunMetrics(int argc, char** argv, Io& io) {
   OutboxSummary summary;
   std::int64_t now_ms = 0;
   try {
-    auto db = OpenOutbox(path, Access::kReadOnly);
-    now_ms = UnixMillisNow();
-    summary = Summarize(*db, now_ms);
+    summary = ReadSummary(path, &now_ms);
   } catch (const std::exception& e) {
     // The gauge replaces the figures a textfile collector would otherwise
     // go on exporting from the last good run.

@@ -21,6 +21,12 @@ json::value OrNull(const std::optional<T>& value) {
 
 }  // namespace
 
+OutboxSummary ReadSummary(const std::string& path, std::int64_t* now_ms) {
+  auto db = OpenOutbox(path, Access::kReadOnly);
+  *now_ms = UnixMillisNow();
+  return Summarize(*db, *now_ms);
+}
+
 std::string CountOf(std::int64_t count, const std::string& noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }

@@ -32,6 +32,11 @@ struct HealthLimits {
   bool relay_required = false;
 };
 
+// The summary of the outbox at `path`, opened read-only, at the time it
+// sets `*now_ms` to. Throws OutboxUnavailable when the file is not a
+// readable outbox.
+OutboxSummary ReadSummary(const std::string& path, std::int64_t* now_ms);
+
 // One sentence per problem, the most urgent first; empty when healthy.
 std::vector<std::string> FindProblems(const OutboxSummary& summary,
                                       const HealthLimits& limits,

@@ -133,9 +133,7 @@ int RunStatus(int argc, char** argv, Io& io) {
   }
   Figures figures;
   figures.path = values["db"].as<std::string>();
-  auto db = OpenOutbox(figures.path, Access::kReadOnly);
-  figures.now_ms = UnixMillisNow();
-  figures.summary = Summarize(*db, figures.now_ms);
+  figures.summary = ReadSummary(figures.path, &figures.now_ms);
   HealthLimits limits;
   limits.max_heartbeat_age = kStaleHeartbeat;
   figures.problems = FindProblems(figures.summary, limits, figures.now_ms);
