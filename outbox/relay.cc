@@ -149,7 +149,8 @@ class RelayImpl final : public Relay {
           failures_ = 0;
         }
       } catch (const SQLite::Exception& e) {
-        Fail(SqliteErrorKind(e), std::string("outbox database: ") + e.what());
+        Fail(SqliteErrorKind(e),
+             "outbox database " + config_.db_path + ": " + e.what());
       } catch (const std::exception& e) {
         Fail("relay_error", e.what());
       }

@@ -27,6 +27,22 @@ auto InWriteTransaction(SQLite::Database& db, Body body) {
   return result;
 }
 
+// Resets a statement kept for reuse when the scope ends, whether its step
+// succeeded or threw. A statement whose step failed (a full disk, a busy
+// database) refuses every later bind with SQLITE_MISUSE until it is reset,
+// so without this one failure would stop the relay for good; reset() would
+// throw the step's error again, hence tryReset().
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(SQLite::Statement& statement) : statement_(statement) {}
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+  ~ResetOnExit() { statement_.tryReset(); }
+
+ private:
+  SQLite::Statement& statement_;
+};
+
 }  // namespace
 
 std::int64_t NowMillis() {
@@ -138,11 +154,10 @@ std::optional<LeaseInfo> RelayStore::AcquireLease(const std::string& owner,
 }
 
 bool RelayStore::Heartbeat(const std::string& owner) {
+  ResetOnExit reset(renew_);
   renew_.bind(1, NowMillis());
   renew_.bind(2, owner);
-  int changed = renew_.exec();
-  renew_.reset();
-  return changed == 1;
+  return renew_.exec() == 1;
 }
 
 void RelayStore::ReleaseLease(const std::string& owner, bool clean) {
@@ -158,6 +173,7 @@ std::vector<PendingRow> RelayStore::ReadPending(std::int64_t after_seq,
                                                 std::size_t limit) {
   std::vector<PendingRow> rows;
   rows.reserve(limit);
+  ResetOnExit reset(read_pending_);
   read_pending_.bind(1, after_seq);
   read_pending_.bind(2, static_cast<std::int64_t>(limit));
   while (read_pending_.executeStep()) {
@@ -171,7 +187,6 @@ std::vector<PendingRow> RelayStore::ReadPending(std::int64_t after_seq,
                        static_cast<std::size_t>(payload.getBytes()));
     rows.push_back(std::move(row));
   }
-  read_pending_.reset();
   return rows;
 }
 
@@ -185,24 +200,23 @@ bool RelayStore::DataChanged() {
 int RelayStore::MarkDelivered(std::int64_t seq, const std::string& topic,
                               std::int32_t partition, std::int64_t offset,
                               std::int64_t now_ms) {
+  ResetOnExit reset(mark_delivered_);
   mark_delivered_.bind(1, now_ms);
   mark_delivered_.bind(2, topic);
   mark_delivered_.bind(3, partition);
   mark_delivered_.bind(4, offset);
   mark_delivered_.bind(5, seq);
-  int changed = mark_delivered_.exec();
-  mark_delivered_.reset();
-  return changed;
+  return mark_delivered_.exec();
 }
 
 void RelayStore::AdvanceCheckpoints(
     const std::map<TopicPartition, std::int64_t>& next_offsets) {
   for (const auto& [partition, next] : next_offsets) {
+    ResetOnExit reset(advance_checkpoint_);
     advance_checkpoint_.bind(1, partition.first);
     advance_checkpoint_.bind(2, partition.second);
     advance_checkpoint_.bind(3, next);
     advance_checkpoint_.exec();
-    advance_checkpoint_.reset();
   }
 }
 
@@ -221,19 +235,21 @@ bool RelayStore::RecordOutcomes(const std::string& owner,
           next = std::max(next, outcome.offset + 1);
           break;
         }
-        case RowOutcome::Kind::kFailed:
+        case RowOutcome::Kind::kFailed: {
+          ResetOnExit reset(mark_failed_);
           mark_failed_.bind(1, outcome.error);
           mark_failed_.bind(2, outcome.topic);
           mark_failed_.bind(3, outcome.seq);
           mark_failed_.exec();
-          mark_failed_.reset();
           break;
-        case RowOutcome::Kind::kRetry:
+        }
+        case RowOutcome::Kind::kRetry: {
+          ResetOnExit reset(mark_retry_);
           mark_retry_.bind(1, outcome.error);
           mark_retry_.bind(2, outcome.seq);
           mark_retry_.exec();
-          mark_retry_.reset();
           break;
+        }
       }
     }
     AdvanceCheckpoints(next_offsets);
