@@ -65,7 +65,11 @@ class BatchEmitter {
       for (const std::string& id : ids_) io_.out << id << "\n";
       io_.out.flush();
     } catch (const std::exception& e) {
-      for (long line : lines_) Reject(line, e.what());
+      std::string cause =
+          "commit to " + db_.getFilename() + " failed, batch of lines " +
+          std::to_string(lines_.front()) + "-" + std::to_string(lines_.back()) +
+          " rolled back: " + e.what();
+      for (long line : lines_) Reject(line, cause);
       ok = false;
     }
     txn_.reset();

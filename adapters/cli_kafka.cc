@@ -117,6 +117,8 @@ int RunRelay(int argc, char** argv, Io& io) {
        "delete delivered rows older than this; 0s keeps them")  //
       ("stop-timeout", po::value<std::string>()->default_value("10s"),
        "how long SIGTERM waits for events in flight")  //
+      ("max-backoff", po::value<std::string>()->default_value("10s"),
+       "longest wait between retries after an error")  //
       ("verbose,v", "log debug messages too");
   po::variables_map values;
   if (!ParseArgs(argc, argv,
@@ -146,6 +148,7 @@ int RunRelay(int argc, char** argv, Io& io) {
   config.lease_duration = ParseDuration(values["lease"].as<std::string>());
   config.settle_delay = ParseDuration(values["settle-delay"].as<std::string>());
   config.retention = ParseDuration(values["retention"].as<std::string>());
+  config.backoff_max = ParseDuration(values["max-backoff"].as<std::string>());
   auto stop_timeout = ParseDuration(values["stop-timeout"].as<std::string>());
   config.log =
       StderrLogSink(io.err, values.count("verbose") != 0 ? LogLevel::kDebug

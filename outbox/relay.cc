@@ -112,6 +112,15 @@ class RelayImpl final : public Relay {
     if (config_.default_topic.empty()) {
       throw std::invalid_argument("relay: the default topic is empty");
     }
+    if (config_.backoff_initial.count() <= 0 ||
+        config_.backoff_max < config_.backoff_initial) {
+      throw std::invalid_argument(
+          "relay: backoff_initial (" +
+          std::to_string(config_.backoff_initial.count()) +
+          " ms) must be positive and backoff_max (" +
+          std::to_string(config_.backoff_max.count()) +
+          " ms) at least as long, or errors are retried in a busy loop");
+    }
     store_ = std::make_unique<RelayStore>(config_.db_path);
     producer_ = NewProducer();
     thread_ = std::thread([this] { Run(); });

@@ -37,6 +37,48 @@ using std::chrono::seconds;
 using namespace testing;
 using Fixture = RelayFixture;
 
+// A configuration that cannot work is refused by Start(), in the caller's
+// thread, with what is wrong; no relay runs and nothing is sent.
+BOOST_FIXTURE_TEST_CASE(bad_configuration_is_refused_at_start, Fixture) {
+  struct Case {
+    const char* name;
+    std::function<void(RelayConfig&)> spoil;
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {"empty default topic", [](RelayConfig& c) { c.default_topic = ""; },
+       "the default topic is empty"},
+      {"route without a topic",
+       [](RelayConfig& c) {
+         c.routes = {{"server.*", ""}};
+       },
+       "relay route \"server.*=\": pattern and topic must not be empty"},
+      {"no backoff",
+       [](RelayConfig& c) { c.backoff_initial = milliseconds(0); },
+       "backoff_initial (0 ms) must be positive"},
+      {"backoff cap below its start",
+       [](RelayConfig& c) { c.backoff_max = milliseconds(50); },
+       "backoff_max (50 ms) at least as long"},
+  };
+  service.Emit(5, 5);
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      RelayConfig config = TestConfig(path, *kafka, log);
+      c.spoil(config);
+      try {
+        Relay::Start(config);
+        BOOST_ERROR("started");
+      } catch (const std::invalid_argument& e) {
+        BOOST_TEST(
+            std::string(e.what()).find(c.message_part) != std::string::npos,
+            e.what());
+      }
+    }
+  }
+  BOOST_TEST(CountState(path, "pending") == 5);
+  BOOST_TEST(Topic().empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(delivers_every_event_once_with_its_record, Fixture) {
   std::vector<Committed> committed = service.Emit(1000, 37);
   auto relay = Relay::Start(TestConfig(path, *kafka, log));
