@@ -35,7 +35,6 @@ timing). Exit status 0 when every check passes, 1 otherwise.
 
 import argparse
 import collections
-import json
 import os
 import random
 import re
@@ -46,7 +45,7 @@ import subprocess
 import sys
 import time
 
-from kafka import KafkaConsumer, TopicPartition
+import topic_reader
 
 TOPIC = "significant-events"
 PARTITIONS = 4
@@ -210,49 +209,9 @@ class Outbox:
             self._db = None
 
 
-def read_topic(bootstrap, timeout_s=60):
-    """Every message of TOPIC, from the beginning to the end offsets as they
-    are now, read by kafka-python. Returns dicts in (partition, offset)
-    order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, api_version=(2, 5, 0),
-        enable_auto_commit=False, group_id=None,
-        max_partition_fetch_bytes=4 * 1024 * 1024)
-    try:
-        partitions = consumer.partitions_for_topic(TOPIC) or set()
-        if len(partitions) != PARTITIONS:
-            raise TestFailure("topic %s has partitions %s, expected %d"
-                              % (TOPIC, sorted(partitions), PARTITIONS))
-        tps = [TopicPartition(TOPIC, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        messages = []
-        deadline = time.time() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.time() > deadline:
-                raise TestFailure("the consumer did not reach the end "
-                                  "offsets %s within %ss" % (ends, timeout_s))
-            for tp, batch in consumer.poll(timeout_ms=200).items():
-                for m in batch:
-                    if m.offset >= ends[tp]:
-                        continue
-                    headers = {k: v for k, v in (m.headers or [])}
-                    outbox = headers.get("sigevents-outbox", b"").decode()
-                    seq = headers.get("sigevents-seq")
-                    messages.append({
-                        "partition": m.partition,
-                        "offset": m.offset,
-                        "key": (m.key or b"").decode(),
-                        "outbox": outbox,
-                        "seq": int(seq) if seq is not None else None,
-                        "id": json.loads(m.value)["id"],
-                        "timestamp": m.timestamp,
-                    })
-        messages.sort(key=lambda m: (m["partition"], m["offset"]))
-        return messages
-    finally:
-        consumer.close()
+def read_topic(bootstrap):
+    """Every message of TOPIC, read by kafka-python (topic_reader.py)."""
+    return topic_reader.read_topic(bootstrap, TOPIC, PARTITIONS, 60)
 
 
 def check_kafka(messages, outbox_id, committed, rolled_back, outbox_rows):
@@ -902,7 +861,7 @@ def main():
         if args.mode == "crash":
             return run_crash(args, harness, rng)
         return run_naive(args, harness)
-    except TestFailure as e:
+    except (TestFailure, topic_reader.TopicReadError) as e:
         log("FAILED: %s" % e)
         log("logs in %s" % logdir)
         return 1

@@ -63,7 +63,7 @@ import subprocess
 import sys
 import time
 
-from kafka import KafkaConsumer, TopicPartition
+import topic_reader
 
 TOPIC = "significant-events"
 PARTITIONS = 4
@@ -535,46 +535,9 @@ def relay_errors(text):
             if re.match(r"\S+ (warning|error) ", line)]
 
 
-def read_topic(bootstrap, timeout_s=30):
-    """Every message of TOPIC from the beginning to the end offsets as they
-    are now, read by kafka-python, in (partition, offset) order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, api_version=(2, 5, 0),
-        enable_auto_commit=False, group_id=None)
-    try:
-        partitions = consumer.partitions_for_topic(TOPIC) or set()
-        if len(partitions) != PARTITIONS:
-            raise TestFailure("topic %s has partitions %s, expected %d"
-                              % (TOPIC, sorted(partitions), PARTITIONS))
-        tps = [TopicPartition(TOPIC, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        messages = []
-        deadline = time.time() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.time() > deadline:
-                raise TestFailure("kafka-python did not reach the end "
-                                  "offsets %s within %ss" % (ends, timeout_s))
-            for tp, batch in consumer.poll(timeout_ms=200).items():
-                for m in batch:
-                    if m.offset >= ends[tp]:
-                        continue
-                    headers = dict(m.headers or [])
-                    seq = headers.get("sigevents-seq")
-                    messages.append({
-                        "partition": m.partition,
-                        "offset": m.offset,
-                        "key": (m.key or b"").decode(),
-                        "outbox": headers.get("sigevents-outbox",
-                                              b"").decode(),
-                        "seq": int(seq) if seq is not None else None,
-                        "id": json.loads(m.value)["id"],
-                    })
-        messages.sort(key=lambda m: (m["partition"], m["offset"]))
-        return messages
-    finally:
-        consumer.close()
+def read_topic(bootstrap):
+    """Every message of TOPIC, read by kafka-python (topic_reader.py)."""
+    return topic_reader.read_topic(bootstrap, TOPIC, PARTITIONS, 30)
 
 
 class Part2:
@@ -1184,7 +1147,7 @@ def main():
             for relay in part2.relays:
                 part2.errors_seen.update(relay_errors(relay.text()))
         print_part2(part2)
-    except TestFailure as e:
+    except (TestFailure, topic_reader.TopicReadError) as e:
         if part2 is not None:
             print_part2(part2)
         log("FAILED: %s" % e)
