@@ -19,6 +19,7 @@
 namespace sigevents {
 namespace {
 
+using testing::ExecInChild;
 using testing::ScratchDir;
 
 const char kGoodLine[] =
@@ -40,13 +41,7 @@ class EmitProcess {
       freopen(stderr_path.c_str(), "w", stderr);
       close(in[1]);
       close(out[0]);
-      std::vector<char*> argv;
-      for (const std::string& arg : args) {
-        argv.push_back(const_cast<char*>(arg.c_str()));
-      }
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
+      ExecInChild(args);
     }
     close(in[0]);
     close(out[1]);

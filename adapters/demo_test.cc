@@ -29,6 +29,7 @@ namespace sigevents::demo {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::ExecInChild;
 using testing::ScratchDir;
 
 // ---- The tally
@@ -180,11 +181,7 @@ class Process {
       dup2(in, 0);
       dup2(out, 1);
       dup2(err, 2);
-      std::vector<char*> raw;
-      for (std::string& arg : argv) raw.push_back(arg.data());
-      raw.push_back(nullptr);
-      execv(binary.c_str(), raw.data());
-      _exit(127);
+      ExecInChild(argv);
     }
   }
 

@@ -21,6 +21,13 @@
 
 namespace sigevents {
 
+std::string DescribeStop(bool clean, const RelayStats& stats) {
+  return "relay: stopped " + std::string(clean ? "cleanly" : "uncleanly") +
+         "; delivered " + std::to_string(stats.delivered_total) + ", failed " +
+         std::to_string(stats.failed_total) + ", reconciled " +
+         std::to_string(stats.reconciled_total);
+}
+
 std::string_view RelayStateName(RelayState state) {
   switch (state) {
     case RelayState::kStarting:

@@ -138,6 +138,11 @@ struct RelayStats {
   std::map<std::string, std::int64_t> errors_by_kind;
 };
 
+// The line a relay process logs when it has stopped, which scripts and the
+// process tests read: "relay: stopped cleanly; delivered 12, failed 0,
+// reconciled 3" (or "uncleanly"; the totals are this relay's).
+std::string DescribeStop(bool clean, const RelayStats& stats);
+
 class Relay {
  public:
   // Starts the relay thread. Throws std::invalid_argument for a bad

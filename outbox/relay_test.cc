@@ -28,6 +28,7 @@
 #include "emitter/emitter.h"
 #include "outbox/relay_test_util.h"
 #include "outbox/schema.h"
+#include "tests/test_util.h"
 
 namespace sigevents {
 namespace {
@@ -404,13 +405,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path,
     freopen(stdin_path.c_str(), "r", stdin);
     freopen(log_path.c_str(), "a", stderr);
     freopen("/dev/null", "w", stdout);
-    std::vector<char*> argv;
-    for (const std::string& arg : args) {
-      argv.push_back(const_cast<char*>(arg.c_str()));
-    }
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    ExecInChild(args);
   }
   return pid;
 }

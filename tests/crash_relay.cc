@@ -159,12 +159,7 @@ int Main(int argc, char** argv) {
   config.log(LogLevel::kInfo,
              std::string("relay: ") + strsignal(received) + ", stopping");
   bool clean = relay->Stop(ParseMillis(stop_timeout));
-  RelayStats stats = relay->stats();
-  config.log(LogLevel::kInfo,
-             "relay: stopped " + std::string(clean ? "cleanly" : "uncleanly") +
-                 "; delivered " + std::to_string(stats.delivered_total) +
-                 ", failed " + std::to_string(stats.failed_total) +
-                 ", reconciled " + std::to_string(stats.reconciled_total));
+  config.log(LogLevel::kInfo, DescribeStop(clean, relay->stats()));
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,16 @@ ScratchDir::~ScratchDir() {
 
 std::string ScratchDir::File(const std::string& name) const {
   return path_ + "/" + name;
+}
+
+void ExecInChild(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& arg : args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
 }
 
 std::vector<std::string> ReadWorkspaceLines(const std::string& relative) {

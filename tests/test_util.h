@@ -1,4 +1,5 @@
-// Helpers shared by the tests: scratch directories and reading test data.
+// Helpers shared by the tests: scratch directories, starting programs and
+// reading test data.
 // Not thread-safe unless a function says so.
 
 #ifndef SIGEVENTS_TESTS_TEST_UTIL_H_
@@ -25,6 +26,10 @@ class ScratchDir {
  private:
   std::string path_;
 };
+
+// In a forked child: replaces the process with the program args[0], given
+// `args` as its argv. Exits with status 127 if that cannot be done.
+[[noreturn]] void ExecInChild(const std::vector<std::string>& args);
 
 // The lines of a file of the workspace, e.g. "tests/testdata/x.ndjson".
 std::vector<std::string> ReadWorkspaceLines(const std::string& relative);
